@@ -1,0 +1,29 @@
+// Elementwise steps of the mixer: softplus for delta, and the gate that combines both branches.
+
+import { silu_f32x4 } from './math_f32x4';
+
+/** x[i] = softplus(x[i]) = x > 20 ? x : log1p(exp(x)) (PyTorch's threshold), for n floats. */
+export function softplus_inplace_f32(x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    const v = load<f32>(p);
+    if (v <= 20) store<f32>(p, Mathf.log1p(Mathf.exp(v)));
+  }
+}
+
+/**
+ * yf[t, c] = (yf[t, c] + yb[t, c]) * 0.5 * silu(z[t, c]) (spec §2.3: halved sum, gated once).
+ * yf, yb: [L, E] contiguous; z: [L, E] at row stride ldz floats.
+ */
+export function combine_gate_f32(yf: usize, yb: usize, z: usize, ldz: i32, l: i32, e: i32): void {
+  const half = f32x4.splat(0.5);
+  for (let t = 0; t < l; t++) {
+    const yr = <usize>t * (<usize>e << 2);
+    const zr = z + <usize>t * (<usize>ldz << 2);
+    for (let c = 0; c < e; c += 4) {
+      const o = <usize>c << 2;
+      const s = f32x4.mul(f32x4.add(v128.load(yf + yr + o), v128.load(yb + yr + o)), half);
+      v128.store(yf + yr + o, f32x4.mul(s, silu_f32x4(v128.load(zr + o))));
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The .vimq model file: one read, one checksum, one copy into the kernels' memory (docs/FORMAT.md).
+ *
+ *   0   4   magic "VIMQ"
+ *   4   4   u32 format version
+ *   8   4   u32 metadata length J (UTF-8 JSON)
+ *   12  4   u32 data offset (64-aligned, >= 64 + J)
+ *   16  8   u64 file length
+ *   24  32  SHA-256 of the whole file with these 32 bytes zeroed
+ *   56  8   reserved, zero
+ *   64  J   metadata JSON, then zero padding up to the data offset
+ *   data offset: tensor blobs, each at a 64-aligned offset relative to the data offset
+ *
+ * All integers little-endian. The data section is laid out exactly as the runtime's weight arena, so
+ * loading copies it into wasm memory in one piece.
+ */
+import { fail } from '../errors.js';
+
+export const VIMQ_MAGIC = 'VIMQ';
+export const VIMQ_VERSION = 1;
+const HEADER_BYTES = 64;
+const CHECKSUM_AT = 24;
+const CHECKSUM_BYTES = 32;
+export const BLOB_ALIGN = 64;
+
+/** How a tensor's bytes are arranged (docs/FORMAT.md). */
+export type TensorLayout =
+  | 'plain'   // row-major in its logical shape
+  | 'kn8';    // Linear/conv weight [N, K] stored transposed as [K, roundUp(N, 8)], zero padded
+
+export interface TensorEntry {
+  name: string;
+  dtype: 'f32';
+  shape: number[];        // logical shape (PyTorch's)
+  layout: TensorLayout;
+  offset: number;         // bytes from the data offset, 64-aligned
+  bytes: number;
+}
+
+export interface VimqFile<M> {
+  metadata: M & { tensors: TensorEntry[] };
+  /** The data section: the bytes the runtime copies into its weight arena. */
+  data: Uint8Array;
+}
+
+export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+}
+
+/** Serialises metadata + a prepared data section into a complete file. */
+export async function writeVimq<M extends object>(metadata: M & { tensors: TensorEntry[] },
+                                                   data: Uint8Array): Promise<Uint8Array> {
+  const json = new TextEncoder().encode(JSON.stringify(metadata));
+  const dataOffset = alignUp(HEADER_BYTES + json.length, BLOB_ALIGN);
+  const file = new Uint8Array(dataOffset + data.length);
+  const view = new DataView(file.buffer);
+  file.set(new TextEncoder().encode(VIMQ_MAGIC), 0);
+  view.setUint32(4, VIMQ_VERSION, true);
+  view.setUint32(8, json.length, true);
+  view.setUint32(12, dataOffset, true);
+  view.setBigUint64(16, BigInt(file.length), true);
+  file.set(json, HEADER_BYTES);
+  file.set(data, dataOffset);
+  file.set(await sha256(file), CHECKSUM_AT);
+  return file;
+}
+
+/** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
+export async function readVimq<M extends object>(file: Uint8Array, name = 'model'): Promise<VimqFile<M>> {
+  const bad = (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
+  if (file.length < HEADER_BYTES) bad(`too short for a .vimq header (${file.length} bytes)`);
+  if (new TextDecoder().decode(file.subarray(0, 4)) !== VIMQ_MAGIC) bad('not a .vimq file (bad magic)');
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const version = view.getUint32(4, true);
+  if (version > VIMQ_VERSION) {
+    bad(`format version ${version} is newer than this runtime reads (${VIMQ_VERSION}); upgrade vimedge`);
+  }
+  if (version < 1) bad(`invalid format version ${version}`);
+  const jsonLength = view.getUint32(8, true);
+  const dataOffset = view.getUint32(12, true);
+  const declaredLength = view.getBigUint64(16, true);
+  if (declaredLength !== BigInt(file.length)) {
+    bad(`file is ${file.length} bytes but its header says ${declaredLength} (truncated or padded)`);
+  }
+  if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > file.length || dataOffset % BLOB_ALIGN !== 0) {
+    bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
+  }
+  const stored = file.slice(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
+  const zeroed = file.slice();
+  zeroed.fill(0, CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
+  const actual = await sha256(zeroed);
+  if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
+
+  let metadata: M & { tensors: TensorEntry[] };
+  try {
+    metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
+      .decode(file.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
+  } catch (e) {
+    return bad(`metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof metadata !== 'object' || metadata === null || !Array.isArray(metadata.tensors)) {
+    bad('metadata has no tensor table');
+  }
+  const data = file.subarray(dataOffset);
+  checkTensorTable(metadata.tensors, data.length, bad);
+  return { metadata, data };
+}
+
+function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: string) => never): void {
+  const seen = new Set<string>();
+  const spans: [number, number, string][] = [];
+  for (const t of tensors) {
+    if (typeof t?.name !== 'string') bad('tensor entry without a name');
+    if (seen.has(t.name)) bad(`tensor ${t.name} listed twice`);
+    seen.add(t.name);
+    if (t.dtype !== 'f32') bad(`tensor ${t.name}: unsupported dtype ${t.dtype}`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
+      bad(`tensor ${t.name}: invalid shape ${JSON.stringify(t.shape)}`);
+    }
+    const expected = layoutBytes(t.shape, t.layout);
+    if (expected < 0) bad(`tensor ${t.name}: unknown layout ${t.layout}`);
+    if (t.bytes !== expected) bad(`tensor ${t.name}: ${t.bytes} bytes, shape and layout need ${expected}`);
+    if (!Number.isSafeInteger(t.offset) || t.offset < 0 || t.offset % BLOB_ALIGN !== 0 ||
+        t.offset + t.bytes > dataBytes) {
+      bad(`tensor ${t.name}: offset ${t.offset} + ${t.bytes} bytes outside the data section (${dataBytes})`);
+    }
+    spans.push([t.offset, t.offset + t.bytes, t.name]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i][0] < spans[i - 1][1]) bad(`tensors ${spans[i - 1][2]} and ${spans[i][2]} overlap`);
+  }
+}
+
+/** Bytes a tensor of this logical shape takes in this layout; -1 for an unknown layout. */
+export function layoutBytes(shape: number[], layout: TensorLayout): number {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (layout === 'plain') return count * 4;
+  if (layout === 'kn8') {
+    const n = shape[0];
+    const k = count / n;
+    return k * alignUp(n, 8) * 4;
+  }
+  return -1;
+}

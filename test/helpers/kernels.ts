@@ -1,0 +1,61 @@
+// Test access to the raw kernels: a fresh instance and a bump allocator over its memory.
+import { instantiateKernels, ensureMemory, type Kernels } from '../../src/model/kernels.js';
+import { readKernelWasm } from '../../src/hosts/node-wasm.js';
+
+export interface Bench {
+  k: Kernels;
+  /** Copies values into fresh memory; returns the byte offset. */
+  put(values: Float32Array | number[]): number;
+  /** Reserves n floats; returns the byte offset. */
+  alloc(n: number): number;
+  get(at: number, n: number): Float64Array;
+}
+
+export async function kernelBench(): Promise<Bench> {
+  const k = await instantiateKernels(await readKernelWasm());
+  let top = k.heap_base();
+  const alloc = (n: number) => {
+    const at = top;
+    top = Math.ceil((top + n * 4 + 64) / 64) * 64; // 64 spare bytes: kernels may read a vector past the end
+    ensureMemory(k, top);
+    return at;
+  };
+  return {
+    k,
+    alloc,
+    put(values) {
+      const at = alloc(values.length);
+      new Float32Array(k.memory.buffer, at, values.length).set(values);
+      return at;
+    },
+    get: (at, n) => Float64Array.from(new Float32Array(k.memory.buffer, at, n)),
+  };
+}
+
+/** Seeded uniform/normal generator (mulberry32 + Box-Muller) so failures reproduce. */
+export function rng(seed: number) {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return {
+    uniform,
+    normal,
+    normals: (n: number, scale = 1) => Float32Array.from({ length: n }, () => normal() * scale),
+  };
+}
+
+/** max |a - b| / max |b|: the relative error measure used throughout the tests. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}

@@ -1,0 +1,174 @@
+// Every fp32 kernel against a float64 reference written here, on fresh seeded random inputs.
+// Tolerance: relative error (max |diff| / max |ref|) <= 1e-5 unless stated. fp32 has a unit roundoff of
+// 6e-8; sums of up to ~1000 terms with random signs accumulate O(sqrt(K) * 6e-8) ~ 2e-6 typical and
+// stay well under 1e-5, while any indexing or layout bug gives errors of order 1.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kernelBench, rng, relErr } from './helpers/kernels.js';
+import { packKn8 } from '../src/model/pack.js';
+
+const TOL = 1e-5;
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
+  const b = await kernelBench();
+  const r = rng(1);
+  for (const [m, k, n] of [[1, 1, 1], [5, 7, 3], [4, 16, 8], [197, 192, 768], [9, 384, 44], [3, 12, 384], [1, 192, 1000], [6, 33, 17]]) {
+    const lda = k + 3, ldc = n + 5;
+    const a = r.normals(m * lda), w = r.normals(n * k), bias = r.normals(n);
+    const out = b.alloc(m * ldc);
+    for (const withBias of [false, true]) {
+      b.k.gemm_f32(b.put(a), lda, b.put(packKn8(w, n, k)), withBias ? b.put(bias) : 0, out, ldc, m, k, n);
+      const got = b.get(out, m * ldc);
+      const want: number[] = [], have: number[] = [];
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let s = withBias ? bias[j] : 0;
+        for (let q = 0; q < k; q++) s += a[i * lda + q] * w[j * k + q];
+        want.push(s); have.push(got[i * ldc + j]);
+      }
+      const err = relErr(have, want);
+      assert.ok(err <= TOL, `m=${m} k=${k} n=${n} bias=${withBias}: rel err ${err}`);
+    }
+  }
+});
+
+test('gemm_f32 writes nothing outside its output rows and columns', async () => {
+  const b = await kernelBench();
+  const r = rng(2);
+  const [m, k, n, ldc] = [5, 8, 11, 16];
+  const out = b.put(new Float32Array(m * ldc).fill(7));
+  b.k.gemm_f32(b.put(r.normals(m * k)), k, b.put(packKn8(r.normals(n * k), n, k)), 0, out, ldc, m, k, n);
+  const got = b.get(out, m * ldc);
+  for (let i = 0; i < m; i++) for (let j = n; j < ldc; j++) assert.is(got[i * ldc + j], 7);
+});
+
+test('exp_f32x4: max relative error over [-87, 88] is below 4e-7 (a few ulp)', async () => {
+  const b = await kernelBench();
+  const n = 40000;
+  const x = Float32Array.from({ length: n }, (_, i) => -87 + (175 * i) / (n - 1));
+  const out = b.alloc(n);
+  b.k.exp_f32_array(b.put(x), out, n);
+  const got = b.get(out, n);
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] / Math.exp(x[i]) - 1));
+  assert.ok(worst < 4e-7, `max rel err ${worst}`);
+});
+
+test('rmsnorm_f32 and add_inplace_f32', async () => {
+  const b = await kernelBench();
+  const r = rng(3);
+  const [rows, d] = [7, 192];
+  const x = r.normals(rows * d, 3), w = r.normals(d), y = r.normals(rows * d);
+  const out = b.alloc(rows * d);
+  b.k.rmsnorm_f32(b.put(x), b.put(w), out, rows, d, 1e-5);
+  const want: number[] = [];
+  for (let t = 0; t < rows; t++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += x[t * d + j] ** 2;
+    const inv = 1 / Math.sqrt(ss / d + 1e-5);
+    for (let j = 0; j < d; j++) want.push(x[t * d + j] * inv * w[j]);
+  }
+  assert.ok(relErr(b.get(out, rows * d), want) <= TOL);
+  const xa = b.put(x);
+  b.k.add_inplace_f32(xa, b.put(y), rows * d);
+  assert.ok(relErr(b.get(xa, rows * d), Array.from(x, (v, i) => v + y[i])) <= 1e-7);
+});
+
+test('conv1d_silu_f32: causal forward and anti-causal mirrored backward', async () => {
+  const b = await kernelBench();
+  const r = rng(4);
+  const [l, e, kw, ldx] = [13, 24, 4, 48];
+  const x = r.normals(l * ldx), wEK = r.normals(e * kw), bias = r.normals(e);
+  const wKE = new Float32Array(kw * e);
+  for (let c = 0; c < e; c++) for (let k = 0; k < kw; k++) wKE[k * e + c] = wEK[c * kw + k];
+  for (const reverse of [0, 1]) {
+    const out = b.alloc(l * e);
+    b.k.conv1d_silu_f32(b.put(x), ldx, b.put(wKE), b.put(bias), out, l, e, kw, reverse);
+    const want: number[] = [];
+    for (let t = 0; t < l; t++) for (let c = 0; c < e; c++) {
+      let s = bias[c];
+      for (let k = 0; k < kw; k++) {
+        const src = reverse ? t + kw - 1 - k : t - (kw - 1) + k;
+        if (src >= 0 && src < l) s += wEK[c * kw + k] * x[src * ldx + c];
+      }
+      want.push(silu(s));
+    }
+    assert.ok(relErr(b.get(out, l * e), want) <= TOL, `reverse=${reverse}`);
+  }
+});
+
+test('selective_scan_f32 (both directions) and softplus match the float64 recurrence', async () => {
+  const b = await kernelBench();
+  const r = rng(5);
+  const [l, e, n, R] = [50, 12, 16, 3];
+  const ld = R + 2 * n;
+  const u = r.normals(l * e);
+  const dtRaw = Float32Array.from({ length: l * e }, () => r.normal() * 2 - 3);
+  const a = Float32Array.from({ length: e * n }, (_, i) => -(1 + (i % n)) * (0.5 + r.uniform()));
+  const xd = r.normals(l * ld);
+  const dskip = r.normals(e);
+  const delta = b.put(dtRaw);
+  b.k.softplus_inplace_f32(delta, l * e);
+  const dGot = b.get(delta, l * e);
+  assert.ok(relErr(dGot, Array.from(dtRaw, softplus)) <= 1e-6, 'softplus');
+  for (const reverse of [0, 1]) {
+    const y = b.alloc(l * e);
+    b.k.selective_scan_f32(b.put(u), delta, b.put(a), b.put(xd) + R * 4, ld, b.put(dskip), y, l, e, reverse);
+    const want = new Float64Array(l * e);
+    for (let c = 0; c < e; c++) {
+      const h = new Float64Array(n);
+      for (let i = 0; i < l; i++) {
+        const t = reverse ? l - 1 - i : i;
+        const dt = softplus(dtRaw[t * e + c]), ut = u[t * e + c];
+        let s = 0;
+        for (let q = 0; q < n; q++) {
+          h[q] = Math.exp(dt * a[c * n + q]) * h[q] + dt * xd[t * ld + R + q] * ut;
+          s += xd[t * ld + R + n + q] * h[q];
+        }
+        want[t * e + c] = s + dskip[c] * ut;
+      }
+    }
+    const err = relErr(b.get(y, l * e), want);
+    assert.ok(err <= TOL, `reverse=${reverse}: rel err ${err}`);
+  }
+});
+
+test('combine_gate_f32: (yf + yb) / 2 * silu(z)', async () => {
+  const b = await kernelBench();
+  const r = rng(6);
+  const [l, e, ldz] = [9, 16, 40];
+  const yf = r.normals(l * e), yb = r.normals(l * e), z = r.normals(l * ldz, 4);
+  const yfAt = b.put(yf);
+  b.k.combine_gate_f32(yfAt, b.put(yb), b.put(z), ldz, l, e);
+  const want = Array.from({ length: l * e }, (_, i) => {
+    const t = Math.floor(i / e), c = i % e;
+    return ((yf[i] + yb[i]) / 2) * silu(z[t * ldz + c]);
+  });
+  assert.ok(relErr(b.get(yfAt, l * e), want) <= TOL);
+});
+
+test('im2col_f32 + assemble_tokens_f32 place patches and the class token as spec §2.1', async () => {
+  const b = await kernelBench();
+  const r = rng(7);
+  const [ch, size, p, stride] = [2, 12, 4, 4];
+  const g = (size - p) / stride + 1, M = g * g, d = 8, L = M + 1, cls = Math.floor(M / 2);
+  const img = r.normals(ch * size * size);
+  const patches = b.alloc(M * ch * p * p);
+  b.k.im2col_f32(b.put(img), ch, size, size, p, stride, g, patches);
+  const got = b.get(patches, M * ch * p * p);
+  for (let m = 0; m < M; m++) for (let c = 0; c < ch; c++) for (let ky = 0; ky < p; ky++) for (let kx = 0; kx < p; kx++) {
+    const gy = Math.floor(m / g), gx = m % g;
+    assert.is(got[m * ch * p * p + c * p * p + ky * p + kx], img[c * size * size + (gy * stride + ky) * size + gx * stride + kx]);
+  }
+  const emb = r.normals(M * d), clsTok = r.normals(d), pos = r.normals(L * d);
+  const out = b.alloc(L * d);
+  b.k.assemble_tokens_f32(b.put(emb), b.put(clsTok), b.put(pos), out, L, d, cls);
+  const x = b.get(out, L * d);
+  for (let t = 0; t < L; t++) for (let j = 0; j < d; j++) {
+    const src = t < cls ? emb[t * d + j] : t === cls ? clsTok[j] : emb[(t - 1) * d + j];
+    assert.ok(Math.abs(x[t * d + j] - (src + pos[t * d + j])) < 1e-6);
+  }
+});
+
+test.run();
