@@ -31,7 +31,7 @@ export async function instantiateKernels(wasm: Uint8Array | WebAssembly.Module):
     module = wasm;
   } else {
     let pending = compiled.get(wasm);
-    if (!pending) compiled.set(wasm, pending = WebAssembly.compile(wasm));
+    if (!pending) compiled.set(wasm, pending = WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>));
     module = await pending;
   }
   const instance = await WebAssembly.instantiate(module, {});

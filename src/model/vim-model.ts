@@ -62,9 +62,7 @@ export class VimModel {
     this.k = kernels;
     const base = kernels.heap_base();
     this.w = new Map(tensors.map((t) => [t.name, base + t.offset]));
-    for (const t of runtimeTensors(config)) {
-      if (!this.w.has(t.name)) fail('BAD_MODEL_FILE', `tensor ${t.name} is missing`);
-    }
+    checkTensorsMatchConfig(config, tensors);
     this.s = planRunState(config, alignUp(base + data.length, BLOB_ALIGN));
     ensureMemory(kernels, this.s.end);
     new Uint8Array(kernels.memory.buffer).set(data, base);
@@ -145,5 +143,21 @@ function checkSupported(c: VimConfig): void {
   if (c.dState !== 16) fail('BAD_MODEL', `d_state ${c.dState} is not supported (the scan kernel needs 16)`);
   if (c.embedDim % 4 || c.innerDim % 4) {
     fail('BAD_MODEL', `embed dim ${c.embedDim} and inner dim ${c.innerDim} must be multiples of 4`);
+  }
+}
+
+/** The file's tensor table must hold exactly what the config needs, in the layouts the kernels read. */
+function checkTensorsMatchConfig(c: VimConfig, tensors: TensorEntry[]): void {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const needed = runtimeTensors(c);
+  for (const t of needed) {
+    const got = byName.get(t.name) ?? fail('BAD_MODEL_FILE', `tensor ${t.name} is missing`);
+    if (got.layout !== t.layout || got.shape.join() !== t.shape.join()) {
+      fail('BAD_MODEL_FILE', `tensor ${t.name} is [${got.shape}] (${got.layout}); the config needs [${t.shape}] (${t.layout})`);
+    }
+  }
+  if (tensors.length !== needed.length) {
+    const extra = tensors.filter((t) => !needed.some((n) => n.name === t.name)).map((t) => t.name);
+    fail('BAD_MODEL_FILE', `tensors not used by the config: ${extra.slice(0, 5).join(', ')}`);
   }
 }

@@ -1,0 +1,18 @@
+/** Parsers for CLI option values, each failing with a message that names the flag. */
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} needs a positive integer, got '${value}'`);
+    return n;
+  };
+}
+
+export function numberList(flag: string) {
+  return (value: string): number[] => {
+    const list = value.split(',').map(Number);
+    if (list.some((v) => !Number.isFinite(v))) throw new InvalidArgumentError(`${flag} needs numbers like 0.5,0.5,0.5, got '${value}'`);
+    return list;
+  };
+}

@@ -1,0 +1,42 @@
+/** `vimedge bench <model>`: single-image latency on a synthetic input, after warm-up. */
+import { Command } from 'commander';
+import { performance } from 'node:perf_hooks';
+import { loadClassifier, defaultModelPath } from '../hosts/node.js';
+import { positiveInt } from './args.js';
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('time single-image classification (synthetic input, after warm-up)')
+    .argument('[model]', 'model file', defaultModelPath())
+    .option('--runs <n>', 'timed runs', positiveInt('--runs'), 20)
+    .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 3)
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, opts) => {
+      const started = performance.now();
+      const classifier = await loadClassifier(file);
+      const c = classifier.info.config;
+      // A fixed pseudo-random input: the work per image does not depend on the values.
+      const input = Float32Array.from({ length: c.channels * c.imageSize * c.imageSize }, (_, i) => Math.sin(i * 12.9898) * 2);
+      classifier.logits(input);
+      const coldStart = performance.now() - started;
+      for (let i = 1; i < opts.warmup; i++) classifier.logits(input);
+      const times: number[] = [];
+      for (let i = 0; i < opts.runs; i++) {
+        const t0 = performance.now();
+        classifier.logits(input);
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      const result = {
+        median_ms: percentile(times, 0.5), p90_ms: percentile(times, 0.9), cold_start_ms: coldStart,
+        peak_memory_bytes: classifier.memoryBytes, threads: 1, runs: opts.runs,
+      };
+      if (opts.json) console.log(JSON.stringify(result));
+      else console.log(`${file}: median ${result.median_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms, ` +
+        `cold start ${coldStart.toFixed(0)} ms, wasm memory ${(result.peak_memory_bytes / 2 ** 20).toFixed(1)} MiB, 1 thread, ${opts.runs} runs`);
+    });
+}

@@ -1,0 +1,67 @@
+/** `vimedge classify <files or folders>...`: top-K labels per image, one line (or JSON object) each. */
+import { Command } from 'commander';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import { loadClassifier, defaultModelPath } from '../hosts/node.js';
+import { VimedgeError } from '../errors.js';
+import { positiveInt } from './args.js';
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif']);
+
+/** Files as given, folders expanded (recursively, sorted) to the images inside them. */
+async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
+  const files: string[] = [];
+  let fromFolder = false;
+  for (const input of inputs) {
+    const info = await stat(input).catch(() => undefined);
+    if (info?.isDirectory()) {
+      fromFolder = true;
+      const entries = await readdir(input, { recursive: true, withFileTypes: true });
+      files.push(...entries
+        .filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(path.extname(e.name).toLowerCase()))
+        .map((e) => path.join(e.parentPath ?? input, e.name))
+        .sort());
+    } else {
+      files.push(input); // a missing file is reported when it is read, with the others still classified
+    }
+  }
+  return { files, fromFolder };
+}
+
+export function classifyCommand(): Command {
+  return new Command('classify')
+    .description('classify image files and folders')
+    .argument('<inputs...>', 'image files or folders of images')
+    .option('-m, --model <file>', 'model (.vimq, .pth or .safetensors)', defaultModelPath())
+    .option('-k, --top <k>', 'how many labels to print', positiveInt('--top'), 5)
+    .option('--json', 'one JSON object per line')
+    .option('--logits', 'include the raw logits (with --json)')
+    .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
+    .action(async (inputs: string[], opts) => {
+      const classifier = await loadClassifier(opts.model);
+      const { files, fromFolder } = await expandInputs(inputs);
+      const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
+      bar?.start(files.length, 0);
+      let failed = 0;
+      for (const file of files) {
+        try {
+          const { top, logits } = await classifier.classify(file, { topK: opts.top, maxPixels: opts.maxPixels });
+          const line = opts.json
+            ? JSON.stringify({ file, top, ...(opts.logits ? { logits: Array.from(logits) } : {}) })
+            : `${file}: ${top.map((p) => `${p.label} (${p.score.toFixed(4)})`).join(', ')}`;
+          process.stdout.write(line + '\n');
+        } catch (e) {
+          if (!(e instanceof VimedgeError)) throw e;
+          failed++;
+          process.stderr.write(`vimedge: ${e.message}\n`);
+        }
+        bar?.increment();
+      }
+      bar?.stop();
+      if (failed > 0) {
+        process.stderr.write(`vimedge: ${failed} of ${files.length} images could not be classified\n`);
+        process.exitCode = 1;
+      }
+    });
+}

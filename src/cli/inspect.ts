@@ -1,0 +1,39 @@
+/** `vimedge inspect <model>`: config, parameter counts, preprocessing, size. */
+import { Command } from 'commander';
+import { readFileChecked } from '../hosts/node.js';
+import { readVimq } from '../formats/vimq.js';
+import { convertCheckpoint, type ModelMetadata } from '../model/model-file.js';
+
+export function inspectCommand(): Command {
+  return new Command('inspect')
+    .description('print a model\'s config, parameter count, preprocessing and size')
+    .argument('<model>', '.vimq, .pth or .safetensors file')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, opts) => {
+      const bytes = await readFileChecked(file, 'model');
+      const vimq = bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file);
+      const { metadata } = await readVimq<ModelMetadata>(vimq, file);
+      const parameters = metadata.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+      const summary = {
+        file, bytes: bytes.length, format: metadata.format, weights: metadata.weights,
+        quantization: metadata.quantization, parameters, config: metadata.config,
+        preprocess: metadata.preprocess, classes: metadata.labels.length,
+        labels: metadata.labels.slice(0, 10), source: metadata.source,
+      };
+      if (opts.json) {
+        console.log(JSON.stringify(summary));
+        return;
+      }
+      const c = metadata.config;
+      const p = metadata.preprocess;
+      console.log([
+        `${file}: ${(bytes.length / 1e6).toFixed(1)} MB, ${metadata.weights} weights, ${parameters.toLocaleString('en-US')} parameters`,
+        `  shape:      D=${c.embedDim} depth=${c.depth} E=${c.innerDim} N=${c.dState} R=${c.dtRank} K=${c.dConv}`,
+        `  input:      ${c.channels}x${c.imageSize}x${c.imageSize}, patch ${c.patchSize} stride ${c.stride}, L=${c.numTokens} tokens, class token at ${c.clsIndex}`,
+        `  classes:    ${c.numClasses} (${metadata.labels.slice(0, 5).join(', ')}${c.numClasses > 5 ? ', ...' : ''})`,
+        `  preprocess: resize ${p.resize} ${p.interpolation}, crop ${p.crop}, mean [${p.mean}], std [${p.std}]`,
+        `  quantization: ${metadata.quantization ?? 'none'}`,
+        `  source:     ${metadata.source.file} (${metadata.source.format})`,
+      ].join('\n'));
+    });
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+/** `vimedge`: one file a verb; this file wires them up and turns errors into one clear line. */
+import { Command, CommanderError } from 'commander';
+import { VimedgeError } from '../errors.js';
+import { classifyCommand } from './classify.js';
+import { convertCommand } from './convert.js';
+import { inspectCommand } from './inspect.js';
+import { benchCommand } from './bench.js';
+
+const program = new Command('vimedge')
+  .description('Vision Mamba image classifiers in WebAssembly')
+  .version('0.1.0')
+  .exitOverride();
+program.addCommand(classifyCommand());
+program.addCommand(convertCommand());
+program.addCommand(inspectCommand());
+program.addCommand(benchCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  if (e instanceof VimedgeError) {
+    console.error(`vimedge: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+}

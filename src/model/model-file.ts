@@ -1,0 +1,86 @@
+/**
+ * Model files end to end: a checkpoint (.pth / .safetensors) becomes a .vimq file, and any of the three
+ * becomes a ready VimModel. A checkpoint given directly is converted in memory through the same path.
+ */
+import { readVimq, writeVimq, type TensorEntry } from '../formats/vimq.js';
+import { readCheckpoint } from '../formats/checkpoint.js';
+import { inferConfig } from './infer-config.js';
+import { packWeights } from './pack.js';
+import { VimModel } from './vim-model.js';
+import { instantiateKernels } from './kernels.js';
+import type { VimConfig } from './config.js';
+import type { PreprocessSpec } from '../preprocess/pipeline.js';
+import { fail } from '../errors.js';
+
+export interface ModelMetadata {
+  format: 'vimq';
+  config: VimConfig;
+  labels: string[];
+  preprocess: PreprocessSpec;
+  weights: 'f32';
+  /** The post-training quantization recipe; null for fp32 weights. */
+  quantization: null;
+  source: { file: string; format: 'pth' | 'safetensors' };
+  tensors: TensorEntry[];
+}
+
+export interface ConvertOptions {
+  labels?: string[];
+  preprocess?: Partial<PreprocessSpec>;
+  /** Overrides for what inferConfig reads from the shapes. */
+  stride?: number;
+  imageSize?: number;
+}
+
+/**
+ * Vim's evaluation pipeline (spec §4): resize the shorter side to int(size / 0.875), center-crop the model's
+ * input size (224 -> 256 -> 224), ImageNet statistics; greyscale models get the channel-averaged statistics.
+ */
+export function defaultPreprocess(channels: number, imageSize: number): PreprocessSpec {
+  const sizes = { resize: Math.floor(imageSize / 0.875), crop: imageSize, interpolation: 'bicubic' as const };
+  return channels === 1
+    ? { ...sizes, mean: [0.449], std: [0.226], channels: 1 }
+    : { ...sizes, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 };
+}
+
+const isVimq = (bytes: Uint8Array) =>
+  bytes.length >= 4 && bytes[0] === 0x56 && bytes[1] === 0x49 && bytes[2] === 0x4d && bytes[3] === 0x51;
+
+/** Checkpoint bytes -> .vimq bytes. */
+export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
+  const sd = readCheckpoint(bytes, file);
+  const config = inferConfig(sd, { stride: options.stride, imageSize: options.imageSize });
+  const labels = options.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
+  if (labels.length !== config.numClasses) {
+    fail('BAD_ARGUMENT', `${labels.length} labels given, the model has ${config.numClasses} classes`);
+  }
+  const preprocess = { ...defaultPreprocess(config.channels, config.imageSize), ...options.preprocess, channels: config.channels as 1 | 3 };
+  if (preprocess.mean.length !== config.channels || preprocess.std.length !== config.channels) {
+    fail('BAD_ARGUMENT', `mean and std need ${config.channels} values for a ${config.channels}-channel model`);
+  }
+  if (preprocess.crop !== config.imageSize) {
+    fail('BAD_ARGUMENT', `crop ${preprocess.crop} differs from the model's input size ${config.imageSize}`);
+  }
+  const { tensors, data } = packWeights(config, sd);
+  const metadata: ModelMetadata = {
+    format: 'vimq', config, labels, preprocess, weights: 'f32', quantization: null,
+    source: { file: file.split(/[\\/]/).pop() ?? file, format: bytes[0] === 0x50 ? 'pth' : 'safetensors' },
+    tensors,
+  };
+  return writeVimq(metadata, data);
+}
+
+export interface LoadedModel {
+  metadata: ModelMetadata;
+  model: VimModel;
+}
+
+/** Any supported model bytes (.vimq, .pth, .safetensors) -> a model ready to run; options apply to checkpoints. */
+export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Array | WebAssembly.Module,
+                                options: ConvertOptions = {}): Promise<LoadedModel> {
+  const vimq = isVimq(bytes) ? bytes : await convertCheckpoint(bytes, file, options);
+  const { metadata, data } = await readVimq<ModelMetadata>(vimq, file);
+  if (metadata.weights !== 'f32') fail('BAD_MODEL_FILE', `${file}: weights '${metadata.weights}' not supported by this runtime`);
+  const model = new VimModel(metadata.config, await instantiateKernels(wasm), metadata.tensors, data);
+  return { metadata, model };
+}
