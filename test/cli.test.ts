@@ -1,0 +1,106 @@
+// The CLI end to end: convert, inspect, classify against the PyTorch pipeline (PIL + torchvision +
+// float64 forward, tools/classify_reference.py), and bad input reported per file without stack traces.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, copyFileSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { relErr } from './helpers/kernels.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-cli-'));
+const SMALL = 'test/fixtures/small/small';
+const IMAGES = 'test/fixtures/images';
+
+function vimedge(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function noStackTrace(stderr: string) {
+  assert.not.match(stderr, /\n\s+at /, `stack trace printed:\n${stderr}`);
+}
+
+const model = path.join(tmp, 'small.vimq');
+const labels = path.join(tmp, 'labels.txt');
+writeFileSync(labels, Array.from({ length: 10 }, (_, i) => `label ${i}`).join('\n') + '\n');
+
+test('convert + inspect: labels, config and preprocessing are stored and shown', () => {
+  const r = vimedge('convert', `${SMALL}/model.pth`, '-o', model, '--labels', labels);
+  assert.is(r.code, 0, r.stderr);
+  const info = vimedge('inspect', model, '--json');
+  assert.is(info.code, 0, info.stderr);
+  const j = JSON.parse(info.stdout);
+  assert.is(j.config.numTokens, 17);
+  assert.is(j.config.clsIndex, 8);
+  assert.is(j.parameters, 53002);
+  assert.equal(j.labels.slice(0, 2), ['label 0', 'label 1']);
+  assert.equal(j.preprocess, { resize: 73, crop: 64, interpolation: 'bicubic', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 });
+});
+
+test('classify --json --logits equals the PyTorch pipeline on PNG files (rel err <= 1e-4, same top-1)', () => {
+  // PNG decoding is exact on both sides and the resize is PIL-exact, so the only difference left is the
+  // fp32 forward pass: the same 1e-4 bound as test/forward.test.ts.
+  const pngs = readdirSync(IMAGES).filter((f) => f.endsWith('.png')).map((f) => path.join(IMAGES, f));
+  assert.ok(pngs.length >= 4);
+  const ours = vimedge('classify', '--model', model, '--json', '--logits', ...pngs);
+  assert.is(ours.code, 0, ours.stderr);
+  const spec = JSON.parse(vimedge('inspect', model, '--json').stdout).preprocess;
+  const ref = spawnSync('/usr/bin/python3', ['tools/classify_reference.py', `${SMALL}/model.pth`,
+    JSON.stringify({ ...spec, stride: 16 }), ...pngs], { encoding: 'utf8' });
+  assert.is(ref.status, 0, ref.stderr);
+  const want = ref.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const got = ours.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(got.length, pngs.length);
+  got.forEach((g, i) => {
+    assert.is(g.file, want[i].file);
+    assert.ok(relErr(g.logits, want[i].logits) <= 1e-4, `${g.file}: rel err ${relErr(g.logits, want[i].logits)}`);
+    const argmax = want[i].logits.indexOf(Math.max(...want[i].logits));
+    assert.is(g.top[0].index, argmax);
+    assert.is(g.top[0].label, `label ${argmax}`);
+    assert.is(g.top.length, 5);
+  });
+});
+
+test('a folder with bad files: each reported by name, the rest classified, exit code 1', () => {
+  const dir = path.join(tmp, 'mixed');
+  mkdirSync(dir);
+  copyFileSync(`${IMAGES}/motorcycle_tiny_50x40.png`, path.join(dir, 'a-good.png'));
+  writeFileSync(path.join(dir, 'b-empty.png'), '');
+  writeFileSync(path.join(dir, 'c-text.jpg'), 'this is not an image');
+  writeFileSync(path.join(dir, 'd-truncated.png'), readFileSync(`${IMAGES}/motorcycle_tiny_50x40.png`).subarray(0, 100));
+  const r = vimedge('classify', '--model', model, dir, path.join(tmp, 'missing.png'));
+  assert.is(r.code, 1);
+  noStackTrace(r.stderr);
+  assert.match(r.stdout, /a-good\.png: label \d \(0\.\d{4}\)/);
+  for (const bad of ['b-empty.png', 'c-text.jpg', 'd-truncated.png', 'missing.png']) assert.match(r.stderr, new RegExp(`${bad}: `));
+  assert.match(r.stderr, /4 of 5 images could not be classified/);
+});
+
+test('bad models and flags: one clear line, non-zero exit, no stack trace', () => {
+  const cases: [string[], RegExp][] = [
+    [['classify', '--model', path.join(tmp, 'nope.vimq'), `${IMAGES}/motorcycle_tiny_50x40.png`], /nope\.vimq: no such file/],
+    [['classify', '--model', labels, `${IMAGES}/motorcycle_tiny_50x40.png`], /labels\.txt: /],
+    [['convert', `${SMALL}/model.pth`, '-o', path.join(tmp, 'x.vimq'), '--mean', '1,2'], /mean and std need 3 values/],
+    [['classify', '--top', 'zero', `${IMAGES}/motorcycle_tiny_50x40.png`], /--top needs a positive integer/],
+  ];
+  for (const [args, message] of cases) {
+    const r = vimedge(...args);
+    assert.ok(r.code !== 0, `${args.join(' ')} exited 0`);
+    assert.match(r.stderr, message);
+    noStackTrace(r.stderr);
+  }
+});
+
+test('classify accepts a checkpoint directly (.pth and .safetensors) with the same answer as the .vimq', () => {
+  const img = `${IMAGES}/motorcycle_tiny_50x40.png`;
+  const outputs = [model, `${SMALL}/model.pth`, `${SMALL}/model.safetensors`].map((m) => {
+    const r = vimedge('classify', '--model', m, '--json', '--logits', img);
+    assert.is(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).logits;
+  });
+  assert.equal(outputs[1], outputs[0]);
+  assert.equal(outputs[2], outputs[0]);
+});
+
+test.run();

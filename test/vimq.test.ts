@@ -1,0 +1,71 @@
+// The .vimq container: round trip, and every integrity failure refused with an error that says which.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { golden, SMALL_CONFIGS } from './helpers/golden.js';
+import { convertCheckpoint, loadModel, type ModelMetadata } from '../src/model/model-file.js';
+import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
+import { readKernelWasm } from '../src/hosts/node-wasm.js';
+import { VimedgeError } from '../src/errors.js';
+
+const g = golden(SMALL_CONFIGS[0])!;
+const fileP = convertCheckpoint(g.bytes('model.pth'), 'model.pth', { labels: 'abcdefghij'.split('') });
+
+async function refused(bytes: Uint8Array, pattern: RegExp): Promise<void> {
+  try {
+    await loadModel(bytes, 'm.vimq', await readKernelWasm());
+  } catch (e) {
+    assert.instance(e, VimedgeError);
+    assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`accepted; expected ${pattern}`);
+}
+
+/** Rewrites a file's metadata and re-checksums it, as a buggy or hostile writer could. */
+async function withMetadata(edit: (m: ModelMetadata) => void): Promise<Uint8Array> {
+  const { metadata, data } = await readVimq<ModelMetadata>(await fileP);
+  edit(metadata);
+  return writeVimq(metadata, data);
+}
+
+test('round trip: a converted checkpoint gives the same logits as the checkpoint itself', async () => {
+  const wasm = await readKernelWasm();
+  const input = g.f32(g.manifest.inputs[0].file);
+  const fromVimq = (await loadModel(await fileP, 'm.vimq', wasm)).model.forward(input);
+  const fromPth = (await loadModel(g.bytes('model.pth'), 'model.pth', wasm)).model.forward(input);
+  assert.equal(Array.from(fromVimq), Array.from(fromPth));
+  const { metadata } = await readVimq<ModelMetadata>(await fileP);
+  assert.equal(metadata.labels, 'abcdefghij'.split(''));
+  assert.is(metadata.config.numTokens, 17);
+  assert.is(metadata.config.clsIndex, 8);
+});
+
+test('a flipped bit anywhere is caught by the checksum', async () => {
+  const file = await fileP;
+  for (const at of [70, 200, file.length - 1, Math.floor(file.length / 2)]) {
+    const bad = file.slice();
+    bad[at] ^= 0x10;
+    await refused(bad, /checksum mismatch/);
+  }
+});
+
+test('truncated, padded, foreign and newer-version files are refused by name', async () => {
+  const file = await fileP;
+  for (const cut of [0, 3, 63, 64, 1000, file.length - 1]) await refused(file.subarray(0, cut), /m\.vimq: /);
+  await refused(new Uint8Array([...file, 0]), /header says/);
+  await refused(new TextEncoder().encode('not a model at all, just some text here...'.repeat(3)), /not a \.vimq|unsupported|format/i);
+  const newer = file.slice();
+  new DataView(newer.buffer).setUint32(4, VIMQ_VERSION + 1, true);
+  await refused(newer, /newer than this runtime/);
+});
+
+test('metadata that disagrees with its tensors is refused, saying which tensor', async () => {
+  await refused(await withMetadata((m) => { m.tensors[3].bytes += 64; }), /pos_embed: \d+ bytes, shape and layout need/);
+  await refused(await withMetadata((m) => { m.tensors[2].offset = m.tensors[1].offset; }), /overlap|offset/);
+  await refused(await withMetadata((m) => { m.tensors[0].offset = 1e12; }), /outside the data section/);
+  await refused(await withMetadata((m) => { m.config.depth = 3; }), /layers\.2\.norm\.weight is missing/);
+  await refused(await withMetadata((m) => { m.config.embedDim = 48; }), /is \[.*\] \(.*\); the config needs/);
+  await refused(await withMetadata((m) => { m.tensors.pop(); }), /head\.bias is missing/);
+});
+
+test.run();
