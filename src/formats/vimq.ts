@@ -46,7 +46,7 @@ export interface VimqFile<M> {
 export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
 
 /** Serialises metadata + a prepared data section into a complete file. */
