@@ -1,0 +1,11 @@
+// Deno: deno run --allow-read=MODEL_DIR,IMAGE... classify.ts MODEL IMAGE... (one JSON line of top-5 per image)
+// Reads only the model and the images: the WebAssembly comes in as modules, which needs no permission.
+import { loadClassifier } from 'vimedge'; // deno.json maps it to the build; in an app: "npm:vimedge"
+
+const [model, ...images] = Deno.args;
+const classifier = await loadClassifier(model); // a path, a file: or https: URL, or bytes
+for (const image of images) {
+  const top5 = await classifier.classify(image, { topK: 5 }); // JPEG/PNG: a path, URL, bytes or a Blob
+  console.log(JSON.stringify({ image, top5 }));
+}
+classifier.dispose();

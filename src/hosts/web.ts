@@ -1,0 +1,228 @@
+/**
+ * The host for the web platform: browsers (window and web workers), Deno and workerd. No Node built-ins, no
+ * DOM requirement: what a host lacks (a canvas in workerd, file access in browsers) is looked up at call
+ * time. The entries (browser.ts, worker.ts and the generated Deno entry) differ only in where the
+ * WebAssembly comes from by default.
+ */
+import {
+  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, responseBytes,
+  DEFAULT_MAX_PIXELS, type BinaryData, type ClassifyOptions, type ImageClassifier, type LoadOptions,
+  type RawImage, type WasmSource,
+} from '../api.js';
+import { decodeEncoded, sniffFormat, type DecoderModules } from './web-decode.js';
+import { fail } from '../errors.js';
+
+/** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
+export type ModelSource = BinaryData | URL | string | Response | Blob;
+
+/**
+ * An image: encoded JPEG/PNG bytes (Uint8Array, ArrayBuffer, Blob/File, a URL to fetch, a Response; other
+ * formats through the canvas where there is one), decoded pixels (ImageData, a RawImage), or anything a
+ * canvas can draw (ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, VideoFrame).
+ */
+export type WebImage = BinaryData | Blob | URL | string | Response | RawImage | ImageDataLike | DrawableImage;
+
+/** ImageData or anything shaped like it (RGBA, 4 bytes a pixel). */
+export interface ImageDataLike {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray | Uint8Array;
+}
+
+/** What `drawImage` accepts, typed loosely so that this module needs no DOM typings. */
+export type DrawableImage = { width: number; height: number } | { naturalWidth: number; naturalHeight: number }
+  | { displayWidth: number; displayHeight: number } | { videoWidth: number; videoHeight: number };
+
+export interface WebLoadOptions extends LoadOptions {
+  /** The JPEG and PNG decoders' WebAssembly (`@jsquash/jpeg` and `@jsquash/png`); each entry has defaults. */
+  decoders?: { jpeg?: WasmSource; png?: WasmSource };
+}
+
+export type WebClassifier = ImageClassifier<WebImage>;
+
+/** Where an entry finds its WebAssembly when the caller does not say. */
+export interface WebDefaults {
+  wasm: () => WasmSource;
+  jpeg: () => WasmSource;
+  png: () => WasmSource;
+}
+
+interface DenoLike {
+  readFile(path: string | URL): Promise<Uint8Array>;
+}
+
+const deno = (): DenoLike | undefined => (globalThis as { Deno?: DenoLike }).Deno;
+
+/** A string with a scheme (http:, https:, file:, data:, blob:) is a URL; anything else is a path in Deno. */
+const hasScheme = (s: string) => /^[a-z][a-z0-9+.-]*:/i.test(s) && !/^[a-z]:[\\/]/i.test(s);
+
+/** Strings and URLs: Deno reads paths and file: URLs from disk (needs --allow-read), everything else is fetched. */
+export async function readWebSource(source: URL | string, what: string): Promise<Uint8Array> {
+  const d = deno();
+  const isFile = source instanceof URL ? source.protocol === 'file:' : !hasScheme(source) || source.startsWith('file:');
+  if (d && isFile) {
+    const target = typeof source === 'string' && source.startsWith('file:') ? new URL(source) : source;
+    try {
+      return await d.readFile(target);
+    } catch (err) {
+      const kind = err instanceof Error ? err.name : '';
+      const why = kind === 'NotFound' ? 'no such file'
+        : kind === 'PermissionDenied' || kind === 'NotCapable' ? 'read permission denied (deno run --allow-read=...)'
+        : err instanceof Error ? err.message : String(err);
+      return fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${String(source)}: ${why}`);
+    }
+  }
+  return fetchBytes(source, String(source));
+}
+
+async function sourceBytes(source: ModelSource, what: string): Promise<{ bytes: Uint8Array; name: string }> {
+  if (isBinary(source)) return { bytes: asBytes(source), name: what };
+  if (typeof source === 'string' || source instanceof URL) {
+    return { bytes: await readWebSource(source, what), name: String(source).split(/[\\/]/).pop() || what };
+  }
+  if (typeof Response !== 'undefined' && source instanceof Response) {
+    return { bytes: await responseBytes(source, source.url || what), name: source.url || what };
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    return { bytes: new Uint8Array(await source.arrayBuffer()), name: (source as { name?: string }).name ?? what };
+  }
+  return fail('BAD_ARGUMENT', `${what}: expected bytes, a URL, a path (Deno), a Response or a Blob`);
+}
+
+function isImageDataLike(v: unknown): v is ImageDataLike {
+  if (v === null || typeof v !== 'object') return false;
+  const o = v as Partial<ImageDataLike>;
+  return typeof o.width === 'number' && typeof o.height === 'number'
+    && (o.data instanceof Uint8ClampedArray || o.data instanceof Uint8Array) && o.data.length === o.width * o.height * 4;
+}
+
+/** RGBA to RGB, alpha dropped as PIL's convert('RGB') does (not composited onto a background). */
+function dropAlpha(image: ImageDataLike): RawImage {
+  const { width, height, data } = image;
+  const n = width * height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    rgb[3 * i] = data[4 * i];
+    rgb[3 * i + 1] = data[4 * i + 1];
+    rgb[3 * i + 2] = data[4 * i + 2];
+  }
+  return { width, height, channels: 3, data: rgb };
+}
+
+function drawableSize(v: object): { width: number; height: number } | undefined {
+  const o = v as Record<string, unknown>;
+  for (const [w, h] of [['naturalWidth', 'naturalHeight'], ['videoWidth', 'videoHeight'], ['displayWidth', 'displayHeight'], ['width', 'height']]) {
+    if (typeof o[w] === 'number' && typeof o[h] === 'number') return { width: o[w] as number, height: o[h] as number };
+  }
+  return undefined;
+}
+
+interface Canvas2D {
+  drawImage(image: unknown, x: number, y: number): void;
+  getImageData(x: number, y: number, w: number, h: number): ImageDataLike;
+}
+
+/** A 2D context to read pixels from: OffscreenCanvas (workers, modern browsers) or a DOM canvas. */
+function canvas2d(width: number, height: number): Canvas2D | undefined {
+  const g = globalThis as Record<string, unknown>;
+  const attrs = { willReadFrequently: true, colorSpace: 'srgb' };
+  if (typeof g.OffscreenCanvas === 'function') {
+    const canvas = new (g.OffscreenCanvas as new (w: number, h: number) => { getContext(t: string, a: object): unknown })(width, height);
+    const ctx = canvas.getContext('2d', attrs) as Canvas2D | null;
+    if (ctx) return ctx;
+  }
+  const doc = g.document as { createElement(t: string): { width: number; height: number; getContext(t: string, a: object): unknown } } | undefined;
+  if (doc) {
+    const canvas = doc.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    return (canvas.getContext('2d', attrs) as Canvas2D | null) ?? undefined;
+  }
+  return undefined;
+}
+
+function drawToPixels(image: object, size: { width: number; height: number }, maxPixels: number): RawImage {
+  const { width, height } = size;
+  if (!(width >= 1 && height >= 1)) fail('BAD_IMAGE', `image has no size (${width}x${height}); is it loaded?`);
+  if (width * height > maxPixels) {
+    fail('BAD_IMAGE', `image: ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
+  }
+  const ctx = canvas2d(width, height)
+    ?? fail('BAD_IMAGE', 'this host has no canvas to draw the image on: pass JPEG/PNG bytes or ImageData');
+  ctx.drawImage(image, 0, 0);
+  return dropAlpha(ctx.getImageData(0, 0, width, height));
+}
+
+/** Formats other than JPEG/PNG (WebP, GIF, AVIF, BMP) where the host can decode them: createImageBitmap + canvas. */
+async function decodeWithCanvas(bytes: Uint8Array, name: string, maxPixels: number): Promise<RawImage> {
+  const g = globalThis as { createImageBitmap?: (b: Blob, o: object) => Promise<{ width: number; height: number; close(): void }> };
+  if (typeof g.createImageBitmap !== 'function' || !canvas2d(1, 1)) {
+    return fail('BAD_IMAGE', `${name}: not a JPEG or PNG image (the only formats this host can decode)`);
+  }
+  let bitmap;
+  try {
+    bitmap = await g.createImageBitmap(new Blob([bytes as Uint8Array<ArrayBuffer>]), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch (err) {
+    return fail('BAD_IMAGE', `${name}: not a readable image (${err instanceof Error ? err.message : String(err)})`);
+  }
+  try {
+    return drawToPixels(bitmap, bitmap, maxPixels);
+  } finally {
+    bitmap.close();
+  }
+}
+
+async function decodeBytes(bytes: Uint8Array, name: string, modules: DecoderModules, maxPixels: number): Promise<RawImage> {
+  if (bytes.length > 0 && !sniffFormat(bytes)) return decodeWithCanvas(bytes, name, maxPixels);
+  return decodeEncoded(bytes, name, modules, maxPixels);
+}
+
+function webDecoder(modules: DecoderModules) {
+  return async (image: WebImage, options: ClassifyOptions): Promise<RawImage> => {
+    const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+    if (isRawImage(image)) return image;
+    if (isImageDataLike(image)) {
+      if (image.width * image.height > maxPixels) fail('BAD_IMAGE', `image: ${image.width}x${image.height} is over the limit of ${maxPixels} pixels`);
+      return dropAlpha(image);
+    }
+    if (isBinary(image) || typeof image === 'string' || image instanceof URL
+        || (typeof Response !== 'undefined' && image instanceof Response)
+        || (typeof Blob !== 'undefined' && image instanceof Blob)) {
+      const { bytes, name } = await sourceBytes(image as ModelSource, 'image');
+      return decodeBytes(bytes, name, modules, maxPixels);
+    }
+    if (image !== null && typeof image === 'object') {
+      const size = drawableSize(image);
+      if (size) return drawToPixels(image, size, maxPixels);
+    }
+    return fail('BAD_IMAGE', 'image: expected bytes, a Blob, a URL, ImageData, an ImageBitmap or a drawable element');
+  };
+}
+
+/** Compiles once per source object; default sources are compiled once per page/isolate. */
+function lazyModule(source: () => WasmSource, what: string): () => Promise<WebAssembly.Module> {
+  let compiled: Promise<WebAssembly.Module> | undefined;
+  return () => compiled ??= compileWasm(source(), (url) => readWebSource(url, what), what).catch((err) => {
+    compiled = undefined;
+    throw err;
+  });
+}
+
+/** One set of decoder modules per entry: the codecs keep a single instance each (web-decode.ts). */
+let decoders: DecoderModules | undefined;
+
+export function webHost(defaults: WebDefaults) {
+  const kernels = lazyModule(defaults.wasm, 'vimedge.wasm');
+  return async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
+    if (options === null || typeof options !== 'object') fail('BAD_ARGUMENT', 'loadClassifier options must be an object');
+    // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
+    decoders ??= {
+      jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
+      png: lazyModule(() => options.decoders?.png ?? defaults.png(), 'squoosh_png_bg.wasm'),
+    };
+    const wasm = options.wasm === undefined ? await kernels()
+      : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
+    const { bytes, name } = await sourceBytes(source, 'model');
+    return createClassifier(bytes, name, wasm, webDecoder(decoders), options.convert);
+  };
+}

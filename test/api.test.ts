@@ -1,0 +1,99 @@
+// The public API on Node (src/index.ts): sources (path, file: URL, bytes, checkpoint), images (path, URL,
+// bytes, decoded pixels), topK, info, dispose, and bad input as one-line VimedgeErrors.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, rmSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { loadClassifier, VimedgeError, type NodeClassifier } from '../src/index.js';
+import { decodeImageBytes } from '../src/hosts/node-decode.js';
+import { FIVE_IMAGES, LABELS, prepareModel } from './helpers/hosts.js';
+
+let model: { dir: string; file: string };
+let clf: NodeClassifier;
+const image = FIVE_IMAGES[0];
+
+test.before(async () => {
+  model = await prepareModel();
+  clf = await loadClassifier(model.file);
+});
+test.after(() => rmSync(model.dir, { recursive: true, force: true }));
+
+async function rejects(p: Promise<unknown>, code: string, pattern: RegExp) {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, VimedgeError);
+    assert.is((err as VimedgeError).code, code);
+    assert.match((err as Error).message, pattern);
+    assert.not.match((err as Error).message, /\n/);
+    return;
+  }
+  assert.unreachable(`expected ${code}`);
+}
+
+test('classify: top-5 { label, index, score }, best first, scores summing below 1', async () => {
+  const top = await clf.classify(image);
+  assert.is(top.length, 5);
+  for (const p of top) {
+    assert.equal(Object.keys(p).sort(), ['index', 'label', 'score']);
+    assert.is(p.label, LABELS[p.index]);
+  }
+  for (let i = 1; i < top.length; i++) assert.ok(top[i - 1].score >= top[i].score);
+  assert.ok(top.reduce((a, p) => a + p.score, 0) < 1);
+  const all = await clf.classify(image, { topK: 100 });
+  assert.is(all.length, 10);
+  assert.ok(Math.abs(all.reduce((a, p) => a + p.score, 0) - 1) < 1e-12);
+  assert.equal((await clf.classify(image, { topK: 1 }))[0], top[0]);
+});
+
+test('every image form gives the same answer: path, file: URL, bytes, ArrayBuffer, decoded pixels', async () => {
+  const want = await clf.classify(image);
+  const bytes = new Uint8Array(readFileSync(image));
+  assert.equal(await clf.classify(pathToFileURL(image)), want);
+  assert.equal(await clf.classify(bytes), want);
+  assert.equal(await clf.classify(bytes.slice().buffer), want);
+  assert.equal(await clf.classify(await decodeImageBytes(bytes, 'x')), want);
+  const logits = await clf.logits(image);
+  assert.is(logits.length, 10);
+  assert.is(want[0].index, logits.indexOf(Math.max(...logits)));
+});
+
+test('model sources: bytes, file: URL and a .pth checkpoint converted on the fly give the same model', async () => {
+  const want = await clf.classify(image);
+  for (const source of [new Uint8Array(readFileSync(model.file)), pathToFileURL(model.file)]) {
+    const other = await loadClassifier(source);
+    assert.equal(await other.classify(image), want);
+    other.dispose();
+  }
+  const pth = await loadClassifier('test/fixtures/small/small/model.pth', { convert: { labels: LABELS } });
+  assert.equal(await pth.classify(image), want);
+});
+
+test('info: labels, config and preprocessing, no tensor table', () => {
+  assert.equal(clf.info.labels, LABELS);
+  assert.is(clf.info.config.imageSize, 64);
+  assert.is(clf.info.preprocess.crop, 64);
+  assert.ok(clf.info.memoryBytes > 0);
+  assert.not.ok('tensors' in clf.info);
+});
+
+test('bad input: one-line VimedgeErrors with codes', async () => {
+  await rejects(clf.classify(image, { topK: 0 }), 'BAD_ARGUMENT', /topK must be a positive integer/);
+  await rejects(clf.classify(image, { maxPixels: 100 }), 'BAD_IMAGE', /over the limit of 100/);
+  await rejects(clf.classify('no/such/image.png'), 'BAD_IMAGE', /no such file/);
+  await rejects(clf.classify(new Uint8Array([1, 2, 3])), 'BAD_IMAGE', /not a readable image/);
+  await rejects(clf.classify(42 as never), 'BAD_IMAGE', /expected a path/);
+  await rejects(loadClassifier('no/such/model.vimq'), 'BAD_ARGUMENT', /no such file/);
+  await rejects(loadClassifier(new Uint8Array(16)), 'BAD_CHECKPOINT', /./);
+  await rejects(loadClassifier(model.file, { wasm: new Uint8Array([0, 1, 2]) }), 'BAD_ARGUMENT', /not valid WebAssembly/);
+});
+
+test('dispose: later calls reject', async () => {
+  const other = await loadClassifier(model.file);
+  other.dispose();
+  other.dispose();
+  await rejects(other.classify(image), 'BAD_ARGUMENT', /disposed/);
+});
+
+test.run();
+
