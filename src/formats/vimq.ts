@@ -25,12 +25,21 @@ export const BLOB_ALIGN = 64;
 
 /** How a tensor's bytes are arranged (docs/FORMAT.md). */
 export type TensorLayout =
-  | 'plain'   // row-major in its logical shape
-  | 'kn8';    // Linear/conv weight [N, K] stored transposed as [K, roundUp(N, 8)], zero padded
+  | 'plain'   // row-major in its logical shape (f32 or i32)
+  | 'kn8'     // f32 Linear/conv weight [N, K] stored transposed as [K, roundUp(N, 8)], zero padded
+  | 'q8'      // i8 Linear weight [N, K] in panels of 4 outputs x roundUp(K, 16) inputs, 16-byte blocks
+  | 'q4g64';  // i4 Linear weight [N, K] in panels of 4 outputs x roundUp(K, 64) inputs, two per byte
+
+/** Element type of a tensor; each layout allows the ones of LAYOUT_DTYPES. */
+export type TensorDtype = 'f32' | 'i32' | 'i8' | 'i4';
+
+const LAYOUT_DTYPES: Record<TensorLayout, readonly TensorDtype[]> = {
+  plain: ['f32', 'i32'], kn8: ['f32'], q8: ['i8'], q4g64: ['i4'],
+};
 
 export interface TensorEntry {
   name: string;
-  dtype: 'f32';
+  dtype: TensorDtype;
   shape: number[];        // logical shape (PyTorch's)
   layout: TensorLayout;
   offset: number;         // bytes from the data offset, 64-aligned
@@ -115,12 +124,12 @@ function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: 
     if (typeof t?.name !== 'string') bad('tensor entry without a name');
     if (seen.has(t.name)) bad(`tensor ${t.name} listed twice`);
     seen.add(t.name);
-    if (t.dtype !== 'f32') bad(`tensor ${t.name}: unsupported dtype ${t.dtype}`);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
       bad(`tensor ${t.name}: invalid shape ${JSON.stringify(t.shape)}`);
     }
     const expected = layoutBytes(t.shape, t.layout);
     if (expected < 0) bad(`tensor ${t.name}: unknown layout ${t.layout}`);
+    if (!LAYOUT_DTYPES[t.layout].includes(t.dtype)) bad(`tensor ${t.name}: unsupported dtype ${t.dtype} for layout ${t.layout}`);
     if (t.bytes !== expected) bad(`tensor ${t.name}: ${t.bytes} bytes, shape and layout need ${expected}`);
     if (!Number.isSafeInteger(t.offset) || t.offset < 0 || t.offset % BLOB_ALIGN !== 0 ||
         t.offset + t.bytes > dataBytes) {
@@ -137,11 +146,13 @@ function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: 
 /** Bytes a tensor of this logical shape takes in this layout; -1 for an unknown layout. */
 export function layoutBytes(shape: number[], layout: TensorLayout): number {
   const count = shape.reduce((a, b) => a * b, 1);
-  if (layout === 'plain') return count * 4;
-  if (layout === 'kn8') {
-    const n = shape[0];
-    const k = count / n;
-    return k * alignUp(n, 8) * 4;
+  const n = shape[0];
+  const k = count / n;
+  switch (layout) {
+    case 'plain': return count * 4;
+    case 'kn8': return k * alignUp(n, 8) * 4;
+    case 'q8': return alignUp(n, 4) * alignUp(k, 16);
+    case 'q4g64': return alignUp(n, 4) * alignUp(k, 64) / 2;
+    default: return -1;
   }
-  return -1;
 }

@@ -2,6 +2,8 @@
  * The WebAssembly kernels (assembly/) as the host sees them: raw exports taking byte offsets into the
  * module's memory. One instance per loaded model, so models never share or corrupt each other's memory.
  */
+import { fail } from '../errors.js';
+
 export interface Kernels {
   memory: WebAssembly.Memory;
   heap_base(): number;
@@ -20,6 +22,16 @@ export interface Kernels {
   assemble_tokens_f32(patches: number, cls: number, pos: number, out: number,
                       l: number, d: number, c: number): void;
   exp_f32_array(x: number, out: number, n: number): void;
+  // Quantized Linear layers (assembly/gemm_s8.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts).
+  gemm_s8(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
+          sx: number, zx: number, bias: number, c: number, ldc: number): void;
+  gemm_s4(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
+          sx: number, zx: number, bias: number, c: number, ldc: number): void;
+  quantize_s8(x: number, ldx: number, rows: number, k: number, scale: number, zero: number, perToken: number,
+              qmin: number, qmax: number, q: number, ldq: number, sx: number, zx: number): void;
+  shift_channels_f32(x: number, ldx: number, rows: number, k: number, shift: number): void;
+  hadamard_rows_f32(x: number, ldx: number, rows: number, n: number, d: number): void;
+  combine_gate_scaled_f32(yf: number, yb: number, z: number, ldz: number, l: number, e: number, s: number): void;
 }
 
 /** Compiles once per wasm binary; instantiation per model is cheap. */
@@ -41,5 +53,10 @@ export async function instantiateKernels(wasm: Uint8Array | WebAssembly.Module):
 /** Grows the module's memory so that `bytes` bytes are addressable. */
 export function ensureMemory(k: Kernels, bytes: number): void {
   const have = k.memory.buffer.byteLength;
-  if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / 65536));
+  if (bytes <= have) return;
+  try {
+    k.memory.grow(Math.ceil((bytes - have) / 65536));
+  } catch (e) {
+    fail('BAD_MODEL', `the model needs ${(bytes / 2 ** 20).toFixed(0)} MiB of WebAssembly memory, more than this host gives (${(e as Error).message})`);
+  }
 }

@@ -11,15 +11,33 @@ import { instantiateKernels } from './kernels.js';
 import type { VimConfig } from './config.js';
 import type { PreprocessSpec } from '../preprocess/pipeline.js';
 import { fail } from '../errors.js';
+import { checkModelMetadata } from './metadata-check.js';
+
+/** How a quantized file was made (docs/FORMAT.md, docs/QUANTIZATION.md); stored in metadata.quantization. */
+export interface QuantizationRecipe {
+  method: string;                 // rtn | percentile | smoothquant | osplus | quarot | mambaquant
+  bits: 'w8a8' | 'w4a8' | 'w6a6' | 'w4a4';
+  weightBits: number;
+  activationBits: number;
+  /** w6a6 / w4a4: narrower codes run on the int8 kernels, for accuracy comparison only (no size or speed gain). */
+  simulated: boolean;
+  weights: { granularity: 'channel' | 'group64'; range: 'minmax' | 'mse' };
+  activations: { granularity: 'tensor' | 'token'; dynamic: boolean; range: 'minmax' | 'percentile' | 'mse';
+                 percentile?: number };
+  /** The function-preserving transforms, in the order applied. */
+  transforms: string[];
+  calibration: { set: string; size: number; seed: number };
+}
 
 export interface ModelMetadata {
   format: 'vimq';
   config: VimConfig;
   labels: string[];
   preprocess: PreprocessSpec;
-  weights: 'f32';
-  /** The post-training quantization recipe; null for fp32 weights. */
-  quantization: null;
+  /** Storage of the mixer's Linear weights: fp32, int8, or int4 (groups of 64) with int8 where K is too short. */
+  weights: 'f32' | 'w8a8' | 'w4a8';
+  /** The post-training quantization recipe; null for an unquantized file. */
+  quantization: QuantizationRecipe | null;
   source: { file: string; format: 'pth' | 'safetensors' };
   tensors: TensorEntry[];
 }
@@ -80,7 +98,11 @@ export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Arra
                                 options: ConvertOptions = {}): Promise<LoadedModel> {
   const vimq = isVimq(bytes) ? bytes : await convertCheckpoint(bytes, file, options);
   const { metadata, data } = await readVimq<ModelMetadata>(vimq, file);
-  if (metadata.weights !== 'f32') fail('BAD_MODEL_FILE', `${file}: weights '${metadata.weights}' not supported by this runtime`);
-  const model = new VimModel(metadata.config, await instantiateKernels(wasm), metadata.tensors, data);
+  checkModelMetadata(metadata, data, file);
+  if (!['f32', 'w8a8', 'w4a8'].includes(metadata.weights)) {
+    fail('BAD_MODEL_FILE', `${file}: weights '${metadata.weights}' not supported by this runtime`);
+  }
+  const model = new VimModel(metadata.config, await instantiateKernels(wasm), metadata.tensors, data,
+    { activationBits: metadata.quantization?.activationBits });
   return { metadata, model };
 }

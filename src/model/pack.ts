@@ -39,24 +39,34 @@ function storedValues(t: RuntimeTensor, sd: StateDict): Float32Array {
   return src;
 }
 
-/** Lays out all runtime tensors; returns the table and the data section. */
-export function packWeights(cfg: VimConfig, sd: StateDict): { tensors: TensorEntry[]; data: Uint8Array } {
-  const list = runtimeTensors(cfg);
+/**
+ * Places tensors at 64-aligned offsets in list order and fills each with its stored bytes: the table and
+ * the data section of a .vimq. Every writer (checkpoint conversion, quantization) goes through here.
+ */
+export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTensor) => Uint8Array):
+    { tensors: TensorEntry[]; data: Uint8Array } {
   const tensors: TensorEntry[] = [];
   let offset = 0;
   for (const t of list) {
     const bytes = layoutBytes(t.shape, t.layout);
-    tensors.push({ name: t.name, dtype: 'f32', shape: t.shape, layout: t.layout, offset, bytes });
+    tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, layout: t.layout, offset, bytes });
     offset = alignUp(offset + bytes, BLOB_ALIGN);
   }
   const data = new Uint8Array(offset);
-  const f32 = new Float32Array(data.buffer);
   list.forEach((t, i) => {
-    const values = storedValues(t, sd);
-    if (values.length * 4 !== tensors[i].bytes) {
-      fail('BAD_MODEL', `tensor ${t.name}: ${values.length} values, expected ${tensors[i].bytes / 4}`);
+    const stored = storedBytes(t);
+    if (stored.length !== tensors[i].bytes) {
+      fail('BAD_MODEL', `tensor ${t.name}: ${stored.length} bytes, expected ${tensors[i].bytes}`);
     }
-    f32.set(values, tensors[i].offset / 4);
+    data.set(stored, tensors[i].offset);
   });
   return { tensors, data };
+}
+
+/** Lays out all runtime tensors of an fp32 checkpoint; returns the table and the data section. */
+export function packWeights(cfg: VimConfig, sd: StateDict): { tensors: TensorEntry[]; data: Uint8Array } {
+  return layoutTensors(runtimeTensors(cfg), (t) => {
+    const values = storedValues(t, sd);
+    return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  });
 }

@@ -1,0 +1,59 @@
+/** `vimedge quantize <fp32 model> --method M --bits B --calib SET -o out.vimq`: post-training quantization. */
+import { Command, Option } from 'commander';
+import { performance } from 'node:perf_hooks';
+import { readFileChecked } from '../hosts/node.js';
+import { readKernelWasm } from '../hosts/node-wasm.js';
+import { convertCheckpoint } from '../model/model-file.js';
+import { readFloatModel } from '../quant/float-model.js';
+import { calibrationImages } from '../quant/calibration-source.js';
+import { methodByName, METHOD_NAMES } from '../quant/methods.js';
+import { BIT_WIDTHS, quantizeModel } from '../quant/quantize-model.js';
+import { writeFileAtomic } from './output.js';
+import { positiveInt } from './args.js';
+import { fail } from '../errors.js';
+
+/** Bit widths without kernels of their own, run as narrower codes on the int8 kernels. */
+const SIMULATED = ['w6a6', 'w4a4'];
+
+export function quantizeCommand(): Command {
+  return new Command('quantize')
+    .description('quantize an fp32 model (W8A8 / W4A8 on the integer kernels; W6A6 / W4A4 simulated)')
+    .argument('<model>', 'fp32 .vimq, .pth or .safetensors file')
+    .requiredOption('-o, --output <file>', 'the quantized .vimq file to write')
+    .option('--method <name>', `${METHOD_NAMES.join(' | ')}`, 'mambaquant')
+    .addOption(new Option('--bits <width>', 'weight and activation bits').choices([...BIT_WIDTHS]).default('w8a8'))
+    .option('--calib <set>', "calibration images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
+    .option('--calib-size <n>', 'calibration images (a seeded sample)', positiveInt('--calib-size'), 256)
+    .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
+    .addOption(new Option('--activations <kind>', 'activation quantizers: static per tensor, static per token (PTS), dynamic per token')
+      .choices(['tensor', 'token', 'dynamic']).default('tensor'))
+    .addOption(new Option('--range <estimator>', "activation ranges (default: the method's)").choices(['minmax', 'percentile', 'mse']))
+    .addOption(new Option('--weight-range <estimator>', 'weight clipping (default: minmax at 8/6 bits, mse at 4)').choices(['minmax', 'mse']))
+    .option('--symmetric-activations', 'symmetric activation quantizers (zero point 0)')
+    .option('--simulate', 'allow w6a6 / w4a4: narrower codes on the int8 kernels, for accuracy comparison only')
+    .option('--json', 'print the recipe and timing as one JSON object')
+    .action(async (file: string, opts) => {
+      methodByName(opts.method);   // an unknown method fails before any work
+      if (SIMULATED.includes(opts.bits) && !opts.simulate) {
+        fail('BAD_ARGUMENT', `--bits ${opts.bits} has no kernels of its own: add --simulate to run its codes on the int8 kernels (accuracy comparison only)`);
+      }
+      const started = performance.now();
+      const bytes = await readFileChecked(file, 'model');
+      const vimq = bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file);
+      const source = await readFloatModel(vimq, file);
+      const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
+      const result = await quantizeModel(source, images, await readKernelWasm(), {
+        method: opts.method, bits: opts.bits, seed: opts.seed, granularity: opts.activations, range: opts.range,
+        weightRange: opts.weightRange, symmetricActivations: opts.symmetricActivations,
+      });
+      await writeFileAtomic(opts.output, result.file);
+      const seconds = (performance.now() - started) / 1000;
+      if (opts.json) {
+        console.log(JSON.stringify({ output: opts.output, bytes: result.file.length, seconds, recipe: result.recipe }));
+        return;
+      }
+      const r = result.recipe;
+      console.log(`wrote ${opts.output} (${(result.file.length / 1e6).toFixed(2)} MB, ${seconds.toFixed(1)} s): ${r.method} ` +
+        `${r.bits}${r.simulated ? ' (simulated)' : ''}, calibrated on ${r.calibration.size} images of ${r.calibration.set} (seed ${r.calibration.seed})`);
+    });
+}

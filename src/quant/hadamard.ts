@@ -1,0 +1,71 @@
+/**
+ * Hadamard rotations for the offline folds (QuaRot, MambaQuant; spec quantization-methods §6, §9.1):
+ * H_n for n = 2^k (Sylvester) and n = 12·2^k (H_12 ⊗ H_{2^k}, H_12 by Paley's construction for q = 11),
+ * the same matrix assembly/hadamard.ts applies online, and the orthogonal Q = [K·] diag(signs)·H_n/√n.
+ */
+import { fail } from '../errors.js';
+import { isHadamardSize } from '../model/vim-model.js';
+import type { Random } from './random.js';
+
+/** H_12 = I + [[0, 1ᵀ], [−1, Q11]], Q11[i][j] = χ(j − i), χ the quadratic character mod 11 (squares 1, 3, 4, 5, 9). */
+export function paley12(): Int8Array {
+  const squares = new Set([1, 3, 4, 5, 9]);
+  const chi = (a: number) => (a % 11 + 11) % 11 === 0 ? 0 : squares.has((a % 11 + 11) % 11) ? 1 : -1;
+  const h = new Int8Array(144);
+  for (let i = 0; i < 12; i++) {
+    for (let j = 0; j < 12; j++) {
+      const core = i === 0 ? (j === 0 ? 0 : 1) : j === 0 ? -1 : chi(j - i);
+      h[i * 12 + j] = core + (i === j ? 1 : 0);
+    }
+  }
+  return h;
+}
+
+/** Popcount parity of a & b: the sign of Sylvester's H_{2^k}[a][b] is (−1)^parity. */
+function sylvesterSign(a: number, b: number): number {
+  let v = a & b, parity = 0;
+  while (v) { parity ^= v & 1; v >>>= 1; }
+  return parity ? -1 : 1;
+}
+
+/** The ±1 matrix H_n [n, n] row-major: entry ((i, j), (i', j')) = H_12[i][i'] · H_{2^k}[j][j'], index i·2^k + j. */
+export function hadamardMatrix(n: number): Float64Array {
+  if (!isHadamardSize(n)) fail('BAD_ARGUMENT', `no Hadamard matrix of size ${n} (sizes 2^k and 12·2^k)`);
+  const m = (n & (n - 1)) === 0 ? 1 : 12;
+  const len = n / m;
+  const h12 = m === 12 ? paley12() : Int8Array.of(1);
+  const h = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let b = 0; b < n; b++) {
+      const i = Math.floor(a / len), j = a % len, i2 = Math.floor(b / len), j2 = b % len;
+      h[a * n + b] = h12[i * m + i2] * sylvesterSign(j, j2);
+    }
+  }
+  return h;
+}
+
+/** n random signs ±1 (QuaRot's "random Hadamard" S). */
+export function randomSigns(n: number, random: Random): Float64Array {
+  return Float64Array.from({ length: n }, () => (random.next() < 0.5 ? -1 : 1));
+}
+
+/**
+ * Q = basis · diag(signs) · H_n / √n, [n, n] row-major; `basis` (e.g. the KLT eigenvectors in its columns)
+ * defaults to the identity. Orthogonal when basis is.
+ */
+export function rotationMatrix(n: number, signs: Float64Array, basis?: Float64Array): Float64Array {
+  const h = hadamardMatrix(n);
+  const norm = 1 / Math.sqrt(n);
+  const sh = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) sh[a * n + b] = signs[a] * h[a * n + b] * norm;
+  if (!basis) return sh;
+  const q = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let c = 0; c < n; c++) {
+      const kac = basis[a * n + c];
+      if (kac === 0) continue;
+      for (let b = 0; b < n; b++) q[a * n + b] += kac * sh[c * n + b];
+    }
+  }
+  return q;
+}
