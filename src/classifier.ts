@@ -54,6 +54,8 @@ export class Classifier {
     const k = options.topK ?? 5;
     if (!Number.isInteger(k) || k < 1) fail('BAD_ARGUMENT', `topK must be a positive integer, got ${k}`);
     const logits = model.forward(preprocess(image, this.info.preprocess));
+    // Weights and inputs are checked finite, but extreme ones can still overflow: never rank NaN scores.
+    if (!logits.every(Number.isFinite)) fail('BAD_MODEL', 'the model produced non-finite logits (NaN or Inf) for this image');
     return { top: topK(logits, this.info.labels, Math.min(k, logits.length)), logits };
   }
 

@@ -11,10 +11,24 @@ export type ErrorCode =
   | 'BAD_DATASET'      // idx files, image folders
   | 'BAD_ARGUMENT';    // CLI flags and API options
 
+/** Longest message kept; longer ones (a hostile file can make a quoted name megabytes long) are cut. */
+const MAX_MESSAGE_CHARS = 1000;
+
+/**
+ * Messages quote names taken from untrusted files (zip entries, pickle globals, tensor keys): control and
+ * bidirectional-override characters are escaped so that a message stays one printable line and cannot
+ * drive the terminal it is printed to.
+ */
+export function printable(text: string): string {
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escaped.length > MAX_MESSAGE_CHARS ? `${escaped.slice(0, MAX_MESSAGE_CHARS)}... (cut)` : escaped;
+}
+
 export class VimedgeError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string) {
-    super(message);
+    super(printable(message));
     this.name = 'VimedgeError';
     this.code = code;
   }

@@ -103,4 +103,32 @@ test('classify accepts a checkpoint directly (.pth and .safetensors) with the sa
   assert.equal(outputs[2], outputs[0]);
 });
 
+test('eval: JSON summary and confusion PNG on Fashion-MNIST, and a class-folder data set mapped by label name', () => {
+  const plot = path.join(tmp, 'confusion.png');
+  const r = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', 'fashion-mnist', '--limit', '40', '--json', '--plot', plot);
+  assert.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.is(j.images, 40);
+  assert.ok(j.top1 > 0.8 && j.top1 <= 1 && j.top5 >= j.top1, `top1 ${j.top1} top5 ${j.top5}`);
+  assert.is(j.per_class.length, 10);
+  assert.is(j.per_class.reduce((s: number, c: { images: number }) => s + c.images, 0), 40);
+  assert.ok(j.images_per_s > 0);
+  assert.equal([...readFileSync(plot).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  const root = path.join(tmp, 'folder-set');
+  for (const [cls, file] of [['Bag', 'test-0018-bag.png'], ['Trouser', 'test-0002-trouser.png'], ['Sandal', 'test-0008-sandal.png']]) {
+    mkdirSync(path.join(root, cls), { recursive: true });
+    copyFileSync(path.join('examples/images', file), path.join(root, cls, file));
+  }
+  const f = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', root, '--json');
+  assert.is(f.code, 0, f.stderr);
+  const fj = JSON.parse(f.stdout);
+  assert.is(fj.images, 3);
+  assert.is(fj.top1, 1);
+  assert.is(fj.per_class.find((c: { label: string }) => c.label === 'Bag').images, 1);
+  const empty = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', path.join(tmp, 'mixed'));
+  assert.is(empty.code, 1);
+  assert.match(empty.stderr, /no class sub-folders/);
+  noStackTrace(empty.stderr);
+});
+
 test.run();

@@ -6,8 +6,8 @@ import { SingleBar, Presets } from 'cli-progress';
 import { loadClassifier, defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
 import { positiveInt } from './args.js';
+import { isImageFile } from '../datasets/image-folder.js';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif']);
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -19,7 +19,8 @@ async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFo
       fromFolder = true;
       const entries = await readdir(input, { recursive: true, withFileTypes: true });
       files.push(...entries
-        .filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(path.extname(e.name).toLowerCase()))
+        // Symbolic links too: a link to an image is classified, a dangling one reported like a missing file.
+        .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageFile(e.name))
         .map((e) => path.join(e.parentPath ?? input, e.name))
         .sort());
     } else {

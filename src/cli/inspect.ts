@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readVimq } from '../formats/vimq.js';
 import { convertCheckpoint, type ModelMetadata } from '../model/model-file.js';
+import { describeRecipe } from '../quant/recipe.js';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -32,7 +33,7 @@ export function inspectCommand(): Command {
         `  input:      ${c.channels}x${c.imageSize}x${c.imageSize}, patch ${c.patchSize} stride ${c.stride}, L=${c.numTokens} tokens, class token at ${c.clsIndex}`,
         `  classes:    ${c.numClasses} (${metadata.labels.slice(0, 5).join(', ')}${c.numClasses > 5 ? ', ...' : ''})`,
         `  preprocess: resize ${p.resize} ${p.interpolation}, crop ${p.crop}, mean [${p.mean}], std [${p.std}]`,
-        `  quantization: ${metadata.quantization ?? 'none'}`,
+        `  quantization: ${describeRecipe(metadata.quantization)}`,
         `  source:     ${metadata.source.file} (${metadata.source.format})`,
       ].join('\n'));
     });

@@ -6,6 +6,9 @@ import { classifyCommand } from './classify.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { benchCommand } from './bench.js';
+import { evalCommand } from './eval.js';
+import { quantizeCommand } from './quantize.js';
+import { outliersCommand } from './outliers.js';
 
 const program = new Command('vimedge')
   .description('Vision Mamba image classifiers in WebAssembly')
@@ -15,6 +18,9 @@ program.addCommand(classifyCommand());
 program.addCommand(convertCommand());
 program.addCommand(inspectCommand());
 program.addCommand(benchCommand());
+program.addCommand(evalCommand());
+program.addCommand(quantizeCommand());
+program.addCommand(outliersCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -62,19 +62,20 @@ interface Coefficients {
   weights: Int32Array;
 }
 
-function coefficients(inSize: number, outSize: number, kernel: Kernel): Coefficients {
+/** Coefficients of output indices [start, start + length) of a resize from inSize to outSize. */
+function coefficients(inSize: number, outSize: number, kernel: Kernel, start = 0, length = outSize): Coefficients {
   const scale = inSize / outSize;
   // Downscaling widens the kernel by the scale factor (antialiasing); upscaling keeps it at its own support.
   const filterScale = Math.max(scale, 1);
   const support = kernel.support * filterScale;
   const taps = Math.ceil(support) * 2 + 1;
   const invScale = 1 / filterScale;
-  const first = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Int32Array(outSize * taps);
+  const first = new Int32Array(length);
+  const count = new Int32Array(length);
+  const weights = new Int32Array(length * taps);
   const w = new Float64Array(taps);
-  for (let i = 0; i < outSize; i++) {
-    const center = (i + 0.5) * scale;
+  for (let i = 0; i < length; i++) {
+    const center = (start + i + 0.5) * scale;
     // C's (int) truncation, then clamped to the image.
     const lo = Math.max(Math.trunc(center - support + 0.5), 0);
     const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
@@ -154,26 +155,51 @@ function resampleColumns(src: RawImage, rowOffset: number, outHeight: number, c:
   return { width: src.width, height: outHeight, channels: ch, data: out };
 }
 
-/** `Image.resize((width, height), filter)` of Pillow 9.4 for modes L and RGB (no box, no reducing_gap). */
-export function pilResize(image: RawImage, width: number, height: number, filter: ResampleFilter): RawImage {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+/** Columns [x, x + width) of rows [y, y + height) of an image, copied. */
+function subImage(image: RawImage, x: number, y: number, width: number, height: number): RawImage {
+  const ch = image.channels;
+  if (x === 0 && width === image.width) {
+    return { width, height, channels: ch, data: image.data.slice(y * width * ch, (y + height) * width * ch) };
+  }
+  const out = new Uint8Array(width * height * ch);
+  for (let r = 0; r < height; r++) {
+    const from = ((y + r) * image.width + x) * ch;
+    out.set(image.data.subarray(from, from + width * ch), r * width * ch);
+  }
+  return { width, height, channels: ch, data: out };
+}
+
+/** A rectangle of the output of a resize: only those pixels are computed. */
+export interface ResizeRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * `Image.resize((width, height), filter)` of Pillow 9.4 for modes L and RGB (no box, no reducing_gap).
+ * With `region`, only that rectangle of the output is computed: every output pixel depends on its own
+ * coefficients only, so the bytes are those of the full resize, but the memory and time are the region's
+ * (a 1x100000 image resized to a shorter side of 256 is 256x25600000 pixels, of which a crop keeps 224x224).
+ */
+export function pilResize(image: RawImage, width: number, height: number, filter: ResampleFilter,
+                          region: ResizeRegion = { x: 0, y: 0, width, height }): RawImage {
+  if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || width < 1 || height < 1) {
     fail('BAD_ARGUMENT', `resize target ${width}x${height} is not a positive integer size`);
   }
-  if (width === image.width && height === image.height) {
-    return { ...image, data: new Uint8Array(image.data) };
+  const { x, y, width: w, height: h } = region;
+  if (![x, y, w, h].every(Number.isSafeInteger) || x < 0 || y < 0 || w < 1 || h < 1 || x + w > width || y + h > height) {
+    fail('BAD_ARGUMENT', `resize region ${w}x${h} at (${x}, ${y}) is not inside ${width}x${height}`);
   }
+  if (width === image.width && height === image.height) return subImage(image, x, y, w, h);
   const kernel = KERNELS[filter];
-  const vertical = coefficients(image.height, height, kernel);
-  let current = image;
-  let rowOffset = 0;
-  if (width !== image.width) {
-    const firstRow = vertical.first[0];
-    const lastRow = vertical.first[height - 1] + vertical.count[height - 1];
-    current = resampleRows(image, firstRow, lastRow - firstRow, width, coefficients(image.width, width, kernel));
-    rowOffset = firstRow;
-  }
-  if (height !== image.height) {
-    current = resampleColumns(current, rowOffset, height, vertical);
-  }
-  return current;
+  // Source rows the output rows [y, y + h) read: all of them when the height is unchanged.
+  const vertical = height !== image.height ? coefficients(image.height, height, kernel, y, h) : undefined;
+  const firstRow = vertical ? vertical.first[0] : y;
+  const lastRow = vertical ? vertical.first[h - 1] + vertical.count[h - 1] : y + h;
+  const current = width !== image.width
+    ? resampleRows(image, firstRow, lastRow - firstRow, w, coefficients(image.width, width, kernel, x, w))
+    : subImage(image, x, firstRow, w, lastRow - firstRow);
+  return vertical ? resampleColumns(current, firstRow, h, vertical) : current;
 }

@@ -67,16 +67,12 @@ function toRgb(image: RawImage): RawImage {
   return { width: image.width, height: image.height, channels: 3, data: out };
 }
 
-function centerCrop(image: RawImage, crop: number): RawImage {
-  const ch = image.channels;
-  const left = cropOffset(image.width, crop);
-  const top = cropOffset(image.height, crop);
+/** `part` (the pixels of the resized image the crop keeps) placed at (x, y) of a zero-padded crop. */
+function placeInCrop(part: RawImage, x: number, y: number, crop: number): RawImage {
+  const ch = part.channels;
   const out = new Uint8Array(crop * crop * ch); // zeros: torchvision's padding fill
-  const x0 = Math.max(0, -left);
-  const x1 = Math.min(crop, image.width - left);
-  for (let y = Math.max(0, -top); y < Math.min(crop, image.height - top); y++) {
-    const from = ((y + top) * image.width + x0 + left) * ch;
-    out.set(image.data.subarray(from, from + (x1 - x0) * ch), (y * crop + x0) * ch);
+  for (let r = 0; r < part.height; r++) {
+    out.set(part.data.subarray(r * part.width * ch, (r + 1) * part.width * ch), ((y + r) * crop + x) * ch);
   }
   return { width: crop, height: crop, channels: ch, data: out };
 }
@@ -116,11 +112,15 @@ export function resizeAndCrop(image: RawImage, spec: PreprocessSpec): RawImage {
   checkSpec(spec);
   const converted = spec.channels === 1 ? toGreyscale(image) : toRgb(image);
   const size = resizedSize(converted.width, converted.height, spec.resize);
-  // torchvision returns the image untouched when it already has the target size.
-  const resized = size.width === converted.width && size.height === converted.height
-    ? converted
-    : pilResize(converted, size.width, size.height, spec.interpolation);
-  return centerCrop(resized, spec.crop);
+  // CenterCrop keeps the rectangle [left, left + crop) x [top, top + crop) of the resized image (padding
+  // where the image is smaller): only that part is resized, so memory and time are bounded by the crop and
+  // the input, whatever the aspect ratio. torchvision skips Resize at the target size; pilResize copies then.
+  const left = cropOffset(size.width, spec.crop);
+  const top = cropOffset(size.height, spec.crop);
+  const x0 = Math.max(0, left), y0 = Math.max(0, top);
+  const x1 = Math.min(size.width, left + spec.crop), y1 = Math.min(size.height, top + spec.crop);
+  const part = pilResize(converted, size.width, size.height, spec.interpolation, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+  return placeInCrop(part, x0 - left, y0 - top, spec.crop);
 }
 
 /**

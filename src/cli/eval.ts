@@ -1,0 +1,44 @@
+/** `vimedge eval <model> --dataset fashion-mnist|<folder>`: accuracy, per-class, confusion, speed. */
+import { Command, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { loadClassifier, defaultModelPath } from '../hosts/node.js';
+import { openDataset } from '../datasets/open.js';
+import { evaluate } from '../eval/evaluate.js';
+import { formatConfusion } from '../eval/metrics.js';
+import { confusionPng } from '../eval/confusion-plot.js';
+import { writeFileAtomic } from './output.js';
+import { positiveInt } from './args.js';
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('measure accuracy on a labelled data set')
+    .argument('[model]', 'model file', defaultModelPath())
+    .requiredOption('--dataset <name>', "'fashion-mnist' or a folder with one sub-folder per class")
+    .addOption(new Option('--split <split>', 'fashion-mnist split').choices(['test', 'train']).default('test'))
+    .option('--limit <n>', 'evaluate the first n images only', positiveInt('--limit'))
+    .option('--json', 'print one JSON object')
+    .option('--plot <file>', 'write the confusion matrix as a PNG')
+    .option('--predictions', 'include the top-1 prediction of every image (with --json)')
+    .action(async (file: string, opts) => {
+      const classifier = await loadClassifier(file);
+      const data = await openDataset(opts.dataset, opts.split);
+      const count = Math.min(opts.limit ?? Infinity, data.count);
+      const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr, etaBuffer: 200 }, Presets.shades_classic) : undefined;
+      bar?.start(count, 0);
+      const result = await evaluate(classifier, data, count, (done) => { if (done % 50 === 0 || done === count) bar?.update(done); });
+      bar?.stop();
+      const labels = classifier.info.labels;
+      if (opts.plot) {
+        await writeFileAtomic(opts.plot, await confusionPng(result, labels, `${file} on ${result.dataset}: top-1 ${(100 * result.top1).toFixed(2)}%`));
+      }
+      if (opts.json) {
+        const { predictions, ...rest } = result;
+        console.log(JSON.stringify({ model: file, ...rest, ...(opts.predictions ? { predictions } : {}) }));
+        return;
+      }
+      console.log(`${file} on ${result.dataset}: ${result.images} images, top-1 ${(100 * result.top1).toFixed(2)}%, ` +
+        `top-5 ${(100 * result.top5).toFixed(2)}%, ${result.images_per_s.toFixed(1)} images/s`);
+      for (const c of result.per_class) console.log(`  ${c.label.padEnd(14)} ${(100 * c.top1).toFixed(1).padStart(5)}%  (${c.images} images)`);
+      console.log(`confusion (rows: true class, columns: predicted)\n${formatConfusion(result, labels)}`);
+    });
+}
