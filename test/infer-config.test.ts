@@ -8,18 +8,7 @@ import { expectedShapes, inferConfig } from '../src/model/infer-config.js';
 import type { VimConfig } from '../src/model/config.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { numel, type StateDict } from '../src/tensor.js';
-
-function rejects(run: () => unknown, code: ErrorCode, ...fragments: string[]): VimedgeError {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof VimedgeError)) throw e;
-    assert.is(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" does not mention ${f}`);
-    return e;
-  }
-  return assert.unreachable(`expected VimedgeError ${code}`) as never;
-}
+import { rejects } from './helpers/rejects.js';
 
 /** Spec §3, general column: the keys and shapes of a Vim state_dict, written out independently of the code. */
 function vimStateDict(D: number, depth: number, L: number, channels = 3, classes = 1000): StateDict {

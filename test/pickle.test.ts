@@ -8,24 +8,13 @@ import { unzipSync } from 'fflate';
 import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { InertObject, MAX_MARK_DEPTH, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/formats/pickle.js';
+import { rejects } from './helpers/rejects.js';
 
 const HOSTILE = new URL('./fixtures/hostile/', import.meta.url);
 const READERS = new URL('./fixtures/readers/', import.meta.url);
 
 interface HostileEntry { file: string; loader: 'pickle' | 'checkpoint'; tries: string; code: ErrorCode; message: string; marker: string; executes_in_python: boolean }
 const manifest: HostileEntry[] = JSON.parse(readFileSync(new URL('MANIFEST.json', HOSTILE), 'utf8'));
-
-function rejects(run: () => unknown, code: ErrorCode, ...fragments: string[]): VimedgeError {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof VimedgeError)) throw e;
-    assert.is(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" does not mention ${f}`);
-    return e;
-  }
-  return assert.unreachable(`expected VimedgeError ${code}`) as never;
-}
 
 /** Only VimedgeError may escape, whatever the bytes. */
 function onlyVimedgeErrors(run: () => unknown, label: string): void {

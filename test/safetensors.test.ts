@@ -7,25 +7,8 @@ import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { readPth } from '../src/formats/pth.js';
-
-const READERS = new URL('./fixtures/readers/', import.meta.url);
-const fixture = (file: string) => readFileSync(new URL(file, READERS));
-const expected: Record<string, Record<string, { shape: number[]; f32: string }>> =
-  JSON.parse(readFileSync(new URL('expected.json', READERS), 'utf8'));
-
-function rejects(run: () => unknown, code: ErrorCode, ...fragments: string[]): VimedgeError {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof VimedgeError)) throw e;
-    assert.is(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" does not mention ${f}`);
-    return e;
-  }
-  return assert.unreachable(`expected VimedgeError ${code}`) as never;
-}
-
-const bits = (data: Float32Array) => Array.from(new Uint32Array(data.buffer, data.byteOffset, data.length));
+import { rejects } from './helpers/rejects.js';
+import { fixture, expected, bits } from './helpers/readers.js';
 
 /** 8-byte length + header (JSON of `header`, or raw text) + `data` bytes. */
 function safetensors(header: object | string, data: Uint8Array | number = 0): Uint8Array {

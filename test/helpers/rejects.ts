@@ -1,0 +1,15 @@
+// Asserts that a call throws the project's own error with the given code and message fragments.
+import * as assert from 'uvu/assert';
+import { VimedgeError, type ErrorCode } from '../../src/errors.js';
+
+export function rejects(run: () => unknown, code: ErrorCode, ...fragments: string[]): VimedgeError {
+  try {
+    run();
+  } catch (e) {
+    if (!(e instanceof VimedgeError)) throw e;
+    assert.is(e.code, code, e.message);
+    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" does not mention ${f}`);
+    return e;
+  }
+  return assert.unreachable(`expected VimedgeError ${code}`) as never;
+}
