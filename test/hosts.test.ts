@@ -217,7 +217,9 @@ test('Chromium (desktop): examples/browser, picked files classified in a Web Wor
   const page = context.pages()[0] ?? await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(await pageUrl());
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
+  const response = await page.goto(await pageUrl());
+  assert.match(response!.headers()['content-security-policy'], /script-src 'self' 'wasm-unsafe-eval'/);
   await page.waitForSelector('body[data-ready=true]', { timeout: 20_000 });
   assert.ok(await page.evaluate(() => self.crossOriginIsolated), 'COOP/COEP headers not in effect');
   results.chromium = await classifyOnPage(page, (file) => page.setInputFiles('#file', file));

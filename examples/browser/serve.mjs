@@ -1,5 +1,6 @@
 // A tiny static server for the example (and its test): serves the repository root with the cross-origin
-// isolation headers (COOP/COEP), so SharedArrayBuffer and wasm threads are available to the page.
+// isolation headers (COOP/COEP), so SharedArrayBuffer and wasm threads are available to the page, and a strict
+// Content-Security-Policy (script-src 'self' 'wasm-unsafe-eval'), under which the page and its worker must run.
 //   node examples/browser/serve.mjs [port] [model.vimq]  ->  http://127.0.0.1:8000/examples/browser/
 // A model given on the command line is served at /model.vimq and the page is pointed at it.
 import { createServer } from 'node:http';
@@ -22,6 +23,8 @@ export function serve({ port = 0, root = ROOT, files = {} } = {}) {
       'Cross-Origin-Embedder-Policy': 'require-corp',
       'Cross-Origin-Resource-Policy': 'same-origin',
       'Cache-Control': 'no-store',
+      // A strict policy: scripts only from this origin, WebAssembly compiled without allowing eval.
+      'Content-Security-Policy': "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; object-src 'none'",
     };
     try {
       const { pathname } = new URL(req.url ?? '/', 'http://localhost');
