@@ -1,7 +1,7 @@
 // The vimedge WebAssembly module: kernels only. The host (src/model/) plans one memory arena, copies the
 // weights in, and calls these with byte offsets into that memory.
 
-export { exp_f32_array } from './math_f32x4';
+export { exp_f32_array, exp2_nonpositive_f32_array } from './math_f32x4';
 export { gemm_f32, packed_width } from './gemm_f32';
 export { rmsnorm_f32, add_inplace_f32 } from './norm_f32';
 export { conv1d_silu_f32 } from './conv1d_f32';

@@ -55,6 +55,33 @@ test('exp_f32x4: max relative error over [-87, 88] is below 4e-7 (a few ulp)', a
   assert.ok(worst < 4e-7, `max rel err ${worst}`);
 });
 
+test('exp2_nonpositive_f32x4 (the scan\'s decay): max relative error over [-126, 0] below 3e-7', async () => {
+  const b = await kernelBench();
+  const n = 40000;
+  const x = Float32Array.from({ length: n }, (_, i) => -126 + (126 * i) / (n - 1));
+  const out = b.alloc(n);
+  b.k.exp2_nonpositive_f32_array(b.put(x), out, n);
+  const got = b.get(out, n);
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] / 2 ** x[i] - 1));
+  assert.ok(worst < 3e-7, `max rel err ${worst}`);
+});
+
+test('softplus_inplace_f32: max relative error over [-80, 80] below 4e-7, x itself above 20', async () => {
+  const b = await kernelBench();
+  const n = 32003;   // not a multiple of 4: the scalar tail runs too
+  const x = Float32Array.from({ length: n }, (_, i) => -80 + (160 * i) / (n - 1));
+  const at = b.put(x);
+  b.k.softplus_inplace_f32(at, n);
+  const got = b.get(at, n);
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    if (x[i] > 20) assert.is(got[i], x[i]);
+    worst = Math.max(worst, Math.abs(got[i] / Math.log1p(Math.exp(x[i])) - 1));
+  }
+  assert.ok(worst < 4e-7, `max rel err ${worst}`);
+});
+
 test('rmsnorm_f32 and add_inplace_f32', async () => {
   const b = await kernelBench();
   const r = rng(3);

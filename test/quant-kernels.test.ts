@@ -187,7 +187,7 @@ for (const n of [1, 2, 16, 64, 12, 24, 384, 192]) {
     const x = r.normals(rows * ld);
     const d = Float32Array.from({ length: n }, () => (r.uniform() < 0.5 ? -1 : 1) * (0.5 + r.uniform()));
     const at = b.put(x);
-    b.k.hadamard_rows_f32(at, ld, rows, n, b.put(d));
+    b.k.hadamard_rows_f32(at, ld, rows, n, b.put(d), b.alloc(48));
     const got = b.get(at, rows * ld);
     for (let t = 0; t < rows; t++) {
       const want = new Float64Array(n);

@@ -40,6 +40,14 @@ test('round trip: a converted checkpoint gives the same logits as the checkpoint
   assert.is(metadata.config.clsIndex, 8);
 });
 
+test('a Node Buffer (whose slice() is a view) is read, verified and left unchanged', async () => {
+  const file = await fileP;
+  const buffer = Buffer.from(file);
+  const { metadata } = await readVimq<ModelMetadata>(buffer);
+  assert.is(metadata.config.numTokens, 17);
+  assert.ok(buffer.equals(file), 'the caller\'s bytes are not modified');
+});
+
 test('a flipped bit anywhere is caught by the checksum', async () => {
   const file = await fileP;
   for (const at of [70, 200, file.length - 1, Math.floor(file.length / 2)]) {

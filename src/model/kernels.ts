@@ -22,6 +22,7 @@ export interface Kernels {
   assemble_tokens_f32(patches: number, cls: number, pos: number, out: number,
                       l: number, d: number, c: number): void;
   exp_f32_array(x: number, out: number, n: number): void;
+  exp2_nonpositive_f32_array(x: number, out: number, n: number): void;
   // Quantized Linear layers (assembly/gemm_s8.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts).
   gemm_s8(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
           sx: number, zx: number, bias: number, c: number, ldc: number): void;
@@ -30,14 +31,15 @@ export interface Kernels {
   quantize_s8(x: number, ldx: number, rows: number, k: number, scale: number, zero: number, perToken: number,
               qmin: number, qmax: number, q: number, ldq: number, sx: number, zx: number): void;
   shift_channels_f32(x: number, ldx: number, rows: number, k: number, shift: number): void;
-  hadamard_rows_f32(x: number, ldx: number, rows: number, n: number, d: number): void;
+  hadamard_rows_f32(x: number, ldx: number, rows: number, n: number, d: number, scratch: number): void;
   combine_gate_scaled_f32(yf: number, yb: number, z: number, ldz: number, l: number, e: number, s: number): void;
 }
 
 /** Compiles once per wasm binary; instantiation per model is cheap. */
 const compiled = new WeakMap<object, Promise<WebAssembly.Module>>();
 
-export async function instantiateKernels(wasm: Uint8Array | WebAssembly.Module): Promise<Kernels> {
+/** `memory`: the shared memory the threads build (build/vimedge.mt.wasm) imports; the plain build owns its own. */
+export async function instantiateKernels(wasm: Uint8Array | WebAssembly.Module, memory?: WebAssembly.Memory): Promise<Kernels> {
   let module: WebAssembly.Module;
   if (wasm instanceof WebAssembly.Module) {
     module = wasm;
@@ -46,7 +48,7 @@ export async function instantiateKernels(wasm: Uint8Array | WebAssembly.Module):
     if (!pending) compiled.set(wasm, pending = WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>));
     module = await pending;
   }
-  const instance = await WebAssembly.instantiate(module, {});
+  const instance = await WebAssembly.instantiate(module, memory ? { env: { memory } } : {});
   return instance.exports as unknown as Kernels;
 }
 

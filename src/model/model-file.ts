@@ -7,7 +7,8 @@ import { readCheckpoint } from '../formats/checkpoint.js';
 import { inferConfig } from './infer-config.js';
 import { packWeights } from './pack.js';
 import { VimModel } from './vim-model.js';
-import { instantiateKernels } from './kernels.js';
+import { instantiateKernels, type Kernels } from './kernels.js';
+import type { ThreadPool } from './parallel.js';
 import type { VimConfig } from './config.js';
 import type { PreprocessSpec } from '../preprocess/pipeline.js';
 import { fail } from '../errors.js';
@@ -88,6 +89,12 @@ export async function convertCheckpoint(bytes: Uint8Array, file: string, options
   return writeVimq(metadata, data);
 }
 
+/** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
+export interface Threads {
+  kernels: Kernels;
+  pool: ThreadPool;
+}
+
 export interface LoadedModel {
   metadata: ModelMetadata;
   model: VimModel;
@@ -95,14 +102,14 @@ export interface LoadedModel {
 
 /** Any supported model bytes (.vimq, .pth, .safetensors) -> a model ready to run; options apply to checkpoints. */
 export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Array | WebAssembly.Module,
-                                options: ConvertOptions = {}): Promise<LoadedModel> {
+                                options: ConvertOptions = {}, threads?: Threads): Promise<LoadedModel> {
   const vimq = isVimq(bytes) ? bytes : await convertCheckpoint(bytes, file, options);
   const { metadata, data } = await readVimq<ModelMetadata>(vimq, file);
   checkModelMetadata(metadata, data, file);
   if (!['f32', 'w8a8', 'w4a8'].includes(metadata.weights)) {
     fail('BAD_MODEL_FILE', `${file}: weights '${metadata.weights}' not supported by this runtime`);
   }
-  const model = new VimModel(metadata.config, await instantiateKernels(wasm), metadata.tensors, data,
-    { activationBits: metadata.quantization?.activationBits });
+  const model = new VimModel(metadata.config, threads?.kernels ?? await instantiateKernels(wasm), metadata.tensors, data,
+    { activationBits: metadata.quantization?.activationBits, pool: threads?.pool });
   return { metadata, model };
 }

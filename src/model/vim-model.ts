@@ -2,7 +2,9 @@
  * A loaded Vim classifier: weights copied into the kernels' memory once, every activation buffer planned
  * once (no allocation per image), and forward() walking spec §2 step by step. The Linear layers of the mixer
  * run on whatever their weight's stored layout says: gemm_f32 for 'kn8', or quantize_s8 + gemm_s8 / gemm_s4
- * for the int8 / int4 layouts of a quantized file (docs/FORMAT.md).
+ * for the int8 / int4 layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each
+ * layer is three parallel steps: norm + in_proj split by rows, the two scan branches side by side, gate +
+ * out_proj split by rows.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
@@ -10,6 +12,18 @@ import { checkTensorsMatch, planOf, quantizableLinears, Q4_GROUP, type Quantizab
   from './runtime-tensors.js';
 import { alignUp, BLOB_ALIGN, type TensorEntry } from '../formats/vimq.js';
 import { fail } from '../errors.js';
+import { recorder, rowRange, type KernelCall, type ThreadPool } from './parallel.js';
+
+/** Scratch of one mixer branch (two sets, so that the branches can run at the same time). */
+interface BranchState {
+  u: number;        // [L, E] conv + SiLU output
+  xd: number;       // [L, R + 2N] x_proj output: dt | B | C
+  delta: number;    // [L, E]
+  q: number;        // int8 [L, kp] quantized input of the Linear being run (kp: its K padded to 64)
+  rowScale: number; // [L] f32 scale of each row of q
+  rowZero: number;  // [L] i32 zero point of each row of q
+  rotation: number; // 48 floats of hadamard_rows_f32's scratch
+}
 
 /** Byte offsets of the activation buffers (the run state), shapes in spec notation. */
 interface RunState {
@@ -20,38 +34,32 @@ interface RunState {
   normed: number;   // [L, D] RMSNorm output
   h: number;        // [L, D] mixer output
   xz: number;       // [L, 2E] in_proj output: x | z
-  u: number;        // [L, E] conv + SiLU output of the branch being computed
-  xd: number;       // [L, R + 2N] x_proj output: dt | B | C
-  delta: number;    // [L, E]
   yf: number;       // [L, E] forward branch output, then the gated combination
   yb: number;       // [L, E] backward branch output
   cls: number;      // [D] final-normed class token
   logits: number;   // [numClasses]
-  q: number;        // int8 [L, kp] quantized input of the Linear being run (kp: its K padded to 64)
-  rowScale: number; // [L] f32 scale of each row of q
-  rowZero: number;  // [L] i32 zero point of each row of q
+  branches: [BranchState, BranchState];   // [0] also serves in_proj and out_proj
   end: number;
 }
 
 function planRunState(cfg: VimConfig, start: number): RunState {
   const { embedDim: D, innerDim: E, dState: N, dtRank: R, numTokens: L } = cfg;
   const M = cfg.gridSize * cfg.gridSize;
-  const sizes: [keyof RunState, number][] = [
-    ['img', cfg.channels * cfg.imageSize * cfg.imageSize],
-    ['patches', M * cfg.channels * cfg.patchSize * cfg.patchSize],
-    ['embed', M * D], ['resid', L * D], ['normed', L * D], ['h', L * D],
-    ['xz', L * 2 * E], ['u', L * E], ['xd', L * (R + 2 * N)], ['delta', L * E],
-    ['yf', L * E], ['yb', L * E], ['cls', D], ['logits', cfg.numClasses],
-    ['q', L * alignUp(Math.max(D, E, R), Q4_GROUP) / 4], ['rowScale', L], ['rowZero', L],
-  ];
-  const state = {} as RunState;
   let at = start;
-  for (const [name, floats] of sizes) {
-    state[name] = at;
+  const take = (floats: number) => {
+    const here = at;
     at = alignUp(at + floats * 4, BLOB_ALIGN);
-  }
-  state.end = at;
-  return state;
+    return here;
+  };
+  const img = take(cfg.channels * cfg.imageSize * cfg.imageSize), patches = take(M * cfg.channels * cfg.patchSize * cfg.patchSize);
+  const embed = take(M * D), resid = take(L * D), normed = take(L * D), h = take(L * D), xz = take(L * 2 * E);
+  const yf = take(L * E), yb = take(L * E), cls = take(D), logits = take(cfg.numClasses);
+  const branch = (): BranchState => ({
+    u: take(L * E), xd: take(L * (R + 2 * N)), delta: take(L * E),
+    q: take(L * alignUp(Math.max(D, E, R), Q4_GROUP) / 4), rowScale: take(L), rowZero: take(L), rotation: take(48),
+  });
+  const branches: [BranchState, BranchState] = [branch(), branch()];
+  return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, end: at };
 }
 
 /**
@@ -63,6 +71,8 @@ export type Tap = (name: string, values: Float32Array) => void;
 export interface ModelOptions {
   /** Bit width of the activation quantizers of a quantized file (8; 6 or 4 simulate narrower ones). */
   activationBits?: number;
+  /** Workers on the same memory (the kernels' threads build); without one, everything runs here. */
+  pool?: ThreadPool;
 }
 
 /** Byte offsets of one Linear's tensors (0 = absent) and how it runs. */
@@ -87,6 +97,7 @@ export class VimModel {
   private readonly linears: Map<string, LinearOp>;
   private readonly qmin: number;
   private readonly qmax: number;
+  private readonly pool: ThreadPool | undefined;
 
   constructor(config: VimConfig, kernels: Kernels, tensors: TensorEntry[], data: Uint8Array, options: ModelOptions = {}) {
     checkSupported(config);
@@ -98,6 +109,7 @@ export class VimModel {
     checkTensorsMatch(config, tensors, plan);
     const bits = options.activationBits ?? 8;
     if (!Number.isInteger(bits) || bits < 2 || bits > 8) fail('BAD_MODEL_FILE', `activation bits ${bits} not in 2..8`);
+    this.pool = options.pool;
     this.qmin = -(2 ** (bits - 1));
     this.qmax = 2 ** (bits - 1) - 1;
     this.linears = new Map(quantizableLinears(config).map((l) => {
@@ -138,16 +150,31 @@ export class VimModel {
     // §2.1 steps 1-3: patch embedding as a GEMM over patches, class token in the middle, position.
     const M = c.gridSize * c.gridSize, patchLen = c.channels * c.patchSize * c.patchSize;
     k.im2col_f32(s.img, c.channels, c.imageSize, c.imageSize, c.patchSize, c.stride, c.gridSize, s.patches);
-    k.gemm_f32(s.patches, patchLen, w('patch_embed.proj.weight'), w('patch_embed.proj.bias'), s.embed, D, M, patchLen, D);
+    this.parallel(tap, M, (kk, r0, r1) => kk.gemm_f32(s.patches + r0 * patchLen * 4, patchLen, w('patch_embed.proj.weight'),
+      w('patch_embed.proj.bias'), s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
     k.assemble_tokens_f32(s.embed, w('cls_token'), w('pos_embed'), s.resid, L, D, c.clsIndex);
     tap?.('tokens', view(s.resid, L * D));
 
     // §2.1 step 4 / §2.2: pre-norm residual blocks.
     for (let i = 0; i < c.depth; i++) {
-      if (i > 0) k.add_inplace_f32(s.resid, s.h, L * D);
-      tap?.(`layers.${i}.resid`, view(s.resid, L * D));
-      k.rmsnorm_f32(s.resid, w(`layers.${i}.norm.weight`), s.normed, L, D, c.normEps);
-      this.mixer(i, tap);
+      const p = `layers.${i}.mixer.`;
+      if (tap) {
+        if (i > 0) k.add_inplace_f32(s.resid, s.h, L * D);
+        tap(`layers.${i}.resid`, view(s.resid, L * D));
+      }
+      this.parallel(tap, L, (kk, r0, r1) => {
+        if (i > 0 && !tap) kk.add_inplace_f32(s.resid + r0 * D * 4, s.h + r0 * D * 4, (r1 - r0) * D);
+        kk.rmsnorm_f32(s.resid + r0 * D * 4, w(`layers.${i}.norm.weight`), s.normed + r0 * D * 4, r1 - r0, D, c.normEps);
+        this.linear(kk, `${p}in_proj`, s.normed, D, s.xz, 2 * E, s.branches[0], r0, r1, tap);
+      });
+      this.branches(p, tap);
+      const gateScale = this.w.get(`${p}gate_scale`);
+      this.parallel(tap, L, (kk, r0, r1) => {
+        const rows = r1 - r0, yf = s.yf + r0 * E * 4, yb = s.yb + r0 * E * 4, z = s.xz + (r0 * 2 * E + E) * 4;
+        if (gateScale === undefined) kk.combine_gate_f32(yf, yb, z, 2 * E, rows, E);
+        else kk.combine_gate_scaled_f32(yf, yb, z, 2 * E, rows, E, gateScale);
+        this.linear(kk, `${p}out_proj`, s.yf, E, s.h, D, s.branches[0], r0, r1, tap);
+      });
       tap?.(`layers.${i}.h`, view(s.h, L * D));
     }
 
@@ -159,52 +186,76 @@ export class VimModel {
     return view(s.logits, c.numClasses).slice();
   }
 
-  /** §2.3: in_proj, both branches, halved sum gated by silu(z), out_proj. Reads s.normed, writes s.h. */
-  private mixer(i: number, tap?: Tap): void {
-    const { embedDim: D, innerDim: E, numTokens: L } = this.config;
-    const k = this.k, s = this.s, p = `layers.${i}.mixer.`;
-    this.linear(`${p}in_proj`, s.normed, D, s.xz, 2 * E, tap);
-    this.branch(p, '', s.yf, false, tap);
-    this.branch(p, '_b', s.yb, true, tap);
-    const gateScale = this.w.get(`${p}gate_scale`);
-    if (gateScale === undefined) k.combine_gate_f32(s.yf, s.yb, s.xz + E * 4, 2 * E, L, E);
-    else k.combine_gate_scaled_f32(s.yf, s.yb, s.xz + E * 4, 2 * E, L, E, gateScale);
-    this.linear(`${p}out_proj`, s.yf, E, s.h, D, tap);
+  /**
+   * One parallel step over `rows` rows: `step(kernels, r0, r1)` issues the calls for rows [r0, r1). Runs
+   * here, whole, without a pool or while tapping (a tap reads values between calls); else one row range per
+   * thread.
+   */
+  private parallel(tap: Tap | undefined, rows: number, step: (k: Kernels, r0: number, r1: number) => void): void {
+    const pool = this.pool;
+    if (!pool || tap) {
+      step(this.k, 0, rows);
+      return;
+    }
+    const lists = Array.from({ length: pool.threads }, (_, i) => {
+      const calls: KernelCall[] = [];
+      const [r0, r1] = rowRange(rows, pool.threads, i);
+      if (r1 > r0) step(recorder(this.k, calls), r0, r1);
+      return calls;
+    });
+    pool.run(lists);
+  }
+
+  /** §2.3 both directions: one after the other, or side by side on two threads. */
+  private branches(p: string, tap?: Tap): void {
+    const s = this.s;
+    if (!this.pool || tap) {
+      this.branch(this.k, p, '', s.yf, false, s.branches[0], tap);
+      this.branch(this.k, p, '_b', s.yb, true, s.branches[0], tap);
+      return;
+    }
+    const forward: KernelCall[] = [], backward: KernelCall[] = [];
+    this.branch(recorder(this.k, forward), p, '', s.yf, false, s.branches[0]);
+    this.branch(recorder(this.k, backward), p, '_b', s.yb, true, s.branches[1]);
+    this.pool.run([forward, backward]);
   }
 
   /** One direction of §2.3 Branch: conv + SiLU, x_proj, dt_proj + softplus, selective scan. */
-  private branch(p: string, dir: '' | '_b', out: number, reverse: boolean, tap?: Tap): void {
+  private branch(k: Kernels, p: string, dir: '' | '_b', out: number, reverse: boolean, b: BranchState, tap?: Tap): void {
     const { innerDim: E, dState: N, dtRank: R, dConv: K, numTokens: L } = this.config;
-    const k = this.k, s = this.s;
+    const s = this.s;
     const w = (module: string, field = '') => this.weight(`${p}${module}${dir}${field}`);
     const xdWidth = R + 2 * N;
-    k.conv1d_silu_f32(s.xz, 2 * E, w('conv1d', '.weight'), w('conv1d', '.bias'), s.u, L, E, K, reverse ? 1 : 0);
-    this.linear(`${p}x_proj${dir}`, s.u, E, s.xd, xdWidth, tap);
-    this.linear(`${p}dt_proj${dir}`, s.xd, xdWidth, s.delta, E, tap);
-    k.softplus_inplace_f32(s.delta, L * E);
-    k.selective_scan_f32(s.u, s.delta, w('A'), s.xd + R * 4, xdWidth, w('D'), out, L, E, reverse ? 1 : 0);
+    k.conv1d_silu_f32(s.xz, 2 * E, w('conv1d', '.weight'), w('conv1d', '.bias'), b.u, L, E, K, reverse ? 1 : 0);
+    this.linear(k, `${p}x_proj${dir}`, b.u, E, b.xd, xdWidth, b, 0, L, tap);
+    this.linear(k, `${p}dt_proj${dir}`, b.xd, xdWidth, b.delta, E, b, 0, L, tap);
+    k.softplus_inplace_f32(b.delta, L * E);
+    k.selective_scan_f32(b.u, b.delta, w('A'), b.xd + R * 4, xdWidth, w('D'), out, L, E, reverse ? 1 : 0);
   }
 
   /**
-   * out[L, n] (row stride ldOut) = x[L, k] (row stride ldx) @ W^T + bias, on the kernels the weight's layout
-   * names. The input's transforms (OS+ shift, online Hadamard) run in place first: the inputs that carry
-   * them (s.normed, s.yf) have no other reader.
+   * Rows [r0, r1) of out[L, n] (row stride ldOut) = x[L, k] (row stride ldx) @ W^T + bias, on the kernels
+   * the weight's layout names. The input's transforms (OS+ shift, online Hadamard) run in place first: the
+   * inputs that carry them (s.normed, s.yf) have no other reader. Every kernel here works row by row.
    */
-  private linear(name: string, x: number, ldx: number, out: number, ldOut: number, tap?: Tap): void {
-    const k = this.k, s = this.s, L = this.config.numTokens;
+  private linear(k: Kernels, name: string, x: number, ldx: number, out: number, ldOut: number, b: BranchState,
+                 r0: number, r1: number, tap?: Tap): void {
     const op = this.linears.get(name) ?? fail('BAD_MODEL_FILE', `unknown linear ${name}`);
-    if (op.shift) k.shift_channels_f32(x, ldx, L, op.k, op.shift);
-    if (op.signs) k.hadamard_rows_f32(x, ldx, L, op.k, op.signs);
+    const rows = r1 - r0, xr = x + r0 * ldx * 4, outr = out + r0 * ldOut * 4;
+    if (op.shift) k.shift_channels_f32(xr, ldx, rows, op.k, op.shift);
+    if (op.signs) k.hadamard_rows_f32(xr, ldx, rows, op.k, op.signs, b.rotation);
     if (tap) tap(`${name}.input`, this.rows(x, ldx, op.k));
     if (op.layout === 'kn8') {
-      k.gemm_f32(x, ldx, op.weight, op.bias, out, ldOut, L, op.k, op.n);
+      k.gemm_f32(xr, ldx, op.weight, op.bias, outr, ldOut, rows, op.k, op.n);
       return;
     }
     const ldq = alignUp(op.k, Q4_GROUP);
-    k.quantize_s8(x, ldx, L, op.k, op.inputScale, op.inputZero, op.perToken, this.qmin, this.qmax,
-      s.q, ldq, s.rowScale, s.rowZero);
+    const perRow = op.perToken ? r0 * 4 : 0;
+    const q = b.q + r0 * ldq, sx = b.rowScale + r0 * 4, zx = b.rowZero + r0 * 4;
+    k.quantize_s8(xr, ldx, rows, op.k, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
+      op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
     const gemm = op.layout === 'q8' ? k.gemm_s8 : k.gemm_s4;
-    gemm(s.q, ldq, L, op.k, op.weight, op.n, op.weightScale, op.weightSum, s.rowScale, s.rowZero, op.bias, out, ldOut);
+    gemm(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
   }
 
   /** [L, cols] floats at row stride ld, as one array (a view when contiguous). */

@@ -1,0 +1,78 @@
+// Splitting one image over threads (src/model/parallel.ts, src/hosts/node-threads.ts): the logits must be
+// bit-identical to the single-threaded run, for fp32, W8A8 with the online Hadamard (mambaquant), W8A8
+// with per-token and dynamic activation ranges, and W4A8, at 2 and 3 threads, on the real-shape Vim-Tiny
+// (197 rows: the row split is uneven and not a multiple of 4) and on the small fixture. Identity, not a
+// tolerance: every row runs the same kernel code whatever thread computes it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { calibrationSet, inputs, fixtureModel, fixtureVimq } from './helpers/quant.js';
+import { readKernelWasm } from '../src/hosts/node-wasm.js';
+import { convertCheckpoint, loadModel } from '../src/model/model-file.js';
+import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
+import { createNodeThreads } from '../src/hosts/node-threads.js';
+import { rowRange } from '../src/model/parallel.js';
+
+async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Promise<void> {
+  const wasm = await readKernelWasm();
+  const single = (await loadModel(file, 'm.vimq', wasm)).model;
+  const want = xs.map((x) => single.forward(x));
+  for (const count of [2, 3]) {
+    const threads = await createNodeThreads(count);
+    try {
+      const model = (await loadModel(file, 'm.vimq', wasm, {}, threads)).model;
+      for (let round = 0; round < 2; round++) {   // twice: the second reuses the planned buffers
+        xs.forEach((x, i) => {
+          const got = model.forward(x);
+          for (let j = 0; j < got.length; j++) {
+            if (got[j] !== want[i][j]) assert.unreachable(`${count} threads, input ${i}, logit ${j}: ${got[j]} != ${want[i][j]}`);
+          }
+        });
+      }
+    } finally {
+      threads.pool.dispose();
+    }
+  }
+}
+
+test('rowRange covers every row once, on multiples of 4', () => {
+  for (const rows of [1, 3, 17, 50, 197]) {
+    for (const parts of [1, 2, 3, 4, 7]) {
+      let next = 0;
+      for (let i = 0; i < parts; i++) {
+        const [a, b] = rowRange(rows, parts, i);
+        assert.is(a, next);
+        assert.ok(b >= a && (b === rows || b % 4 === 0), `${rows}/${parts} part ${i}: [${a}, ${b})`);
+        next = b;
+      }
+      assert.is(next, rows);
+    }
+  }
+});
+
+test('fp32 small fixture: identical logits at 1, 2 and 3 threads', async () => {
+  await sameAtEveryThreadCount(await fixtureVimq(), inputs(3, 11));
+});
+
+const QUANTIZED: [string, Partial<QuantizeOptions>][] = [
+  ['W8A8 mambaquant', { method: 'mambaquant', bits: 'w8a8' }],
+  ['W8A8 per-token ranges', { method: 'mambaquant', bits: 'w8a8', granularity: 'token' }],
+  ['W8A8 dynamic ranges', { method: 'rtn', bits: 'w8a8', granularity: 'dynamic' }],
+  ['W4A8 mambaquant', { method: 'mambaquant', bits: 'w4a8' }],
+];
+for (const [name, options] of QUANTIZED) {
+  test(`${name} small fixture: identical logits at 1, 2 and 3 threads`, async () => {
+    const { file } = await quantizeModel(await fixtureModel(), calibrationSet(16), await readKernelWasm(), { seed: 0, ...options } as QuantizeOptions);
+    await sameAtEveryThreadCount(file, inputs(3, 12));
+  });
+}
+
+const TINY = 'test/fixtures/generated/tiny/model.pth';
+test('real-shape Vim-Tiny 224 (197 tokens), fp32: identical logits at 1, 2 and 3 threads', async () => {
+  if (!existsSync(TINY)) assert.unreachable(`${TINY} is missing: run scripts/make-fixtures.sh`);
+  const file = await convertCheckpoint(await readFile(TINY), TINY);
+  await sameAtEveryThreadCount(file, [Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37))]);
+});
+
+test.run();
