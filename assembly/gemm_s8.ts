@@ -148,9 +148,14 @@ function entry(table: usize, row: i32, g: i32, groups: i32): usize {
  * As gemm_s8 for a q4g64 weight: sw, wsum are [N, G] with G = q4_k_padded(k) / 64, and the epilogue sums
  * the groups in order: y = (sum_g f32(acc_g - zx * wsum[j, g]) * sw[j, g]) * sx[t] + bias[j].
  * Tiles of 2 rows (16 integer and 2 float accumulators would not fit in 16 vector registers at 4 rows).
+ * scratch: m * G i32 of the caller's, used by the relaxed-SIMD build only (gemm_s4_relaxed).
  */
 export function gemm_s4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, sw: usize, wsum: usize,
-                        sx: usize, zx: usize, bias: usize, c: usize, ldc: i32): void {
+                        sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, scratch: usize): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    gemm_s4_relaxed(qx, ldq, m, k, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
+    return;
+  }
   const kp = q4_k_padded(k);
   const groups = kp / Q4_GROUP;
   const panelBytes = <usize>kp << 1;
@@ -185,4 +190,77 @@ export function gemm_s4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, s
       if (two) store_row(c, ldc, t + 1, j, n, y1, sx, bias);
     }
   }
+}
+
+/**
+ * gemm_s4 in the relaxed-SIMD build (assembly is compiled twice, build/vimedge.relaxed.wasm): the int4 codes
+ * plus 8 (0..15, one XOR per block) are the unsigned 7-bit operand of i32x4.relaxed_dot_i8x16_i7x16_add_s,
+ * the raw int8 activations the signed one, so every product is exact on every implementation of the
+ * instruction (x86's pmaddubsw saturates only beyond 2 * 127 * 128). Each lane sums 4 products into one
+ * output: no extension, no pair folding. The offset is removed per group with the activations' group sums
+ * (scratch [m, G], computed once per call): sum x * w = sum x * (w + 8) - 8 * sum x, the same int32 as
+ * the portable path, so the same floats follow.
+ */
+function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, sw: usize, wsum: usize,
+                         sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, scratch: usize): void {
+  const kp = q4_k_padded(k);
+  const groups = kp / Q4_GROUP;
+  const panelBytes = <usize>kp << 1;
+  const ld = <usize>ldq;
+  for (let t = 0; t < m; t++) {
+    for (let g = 0; g < groups; g++) {
+      const p = qx + <usize>t * ld + <usize>(g * Q4_GROUP);
+      let s = i32x4.splat(0);
+      for (let i = 0; i < Q4_GROUP; i += 16) {
+        s = i32x4.add(s, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(v128.load(p + <usize>i))));
+      }
+      store<i32>(scratch + ((<usize>t * <usize>groups + <usize>g) << 2), i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) +
+        i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+    }
+  }
+  const flip = i8x16.splat(-120);   // 0x88: each nibble's two's complement code -> code + 8
+  const low = i8x16.splat(15);
+  for (let j = 0; j < n; j += 4) {
+    const wp = w + <usize>(j >> 2) * panelBytes;
+    let t = 0;
+    for (; t < m; t += 4) {
+      const rows = min(4, m - t);
+      // Rows past m repeat row t: computed, never stored.
+      const x0 = qx + <usize>t * ld, x1 = rows > 1 ? x0 + ld : x0, x2 = rows > 2 ? x0 + 2 * ld : x0, x3 = rows > 3 ? x0 + 3 * ld : x0;
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      for (let g = 0; g < groups; g++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        const k0 = g * Q4_GROUP;
+        for (let kk = k0; kk < k0 + Q4_GROUP; kk += 8) {
+          const u = v128.xor(v128.load(wp + (<usize>kk << 1)), flip);
+          const first = v128.and(u, low), second = i8x16.shr_u(u, 4);
+          const o = <usize>kk;
+          a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x0 + o), first, a0);
+          a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x0 + o + 4), second, a0);
+          a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x1 + o), first, a1);
+          a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x1 + o + 4), second, a1);
+          a2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x2 + o), first, a2);
+          a2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x2 + o + 4), second, a2);
+          a3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x3 + o), first, a3);
+          a3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x3 + o + 4), second, a3);
+        }
+        const sw4 = column4(sw, j, n, g, groups), wsum4 = column4(wsum, j, n, g, groups);
+        y0 = f32x4.add(y0, dequantize(unoffset(a0, scratch, t, g, groups), zero_at(zx, t), wsum4, sw4));
+        if (rows > 1) y1 = f32x4.add(y1, dequantize(unoffset(a1, scratch, t + 1, g, groups), zero_at(zx, t + 1), wsum4, sw4));
+        if (rows > 2) y2 = f32x4.add(y2, dequantize(unoffset(a2, scratch, t + 2, g, groups), zero_at(zx, t + 2), wsum4, sw4));
+        if (rows > 3) y3 = f32x4.add(y3, dequantize(unoffset(a3, scratch, t + 3, g, groups), zero_at(zx, t + 3), wsum4, sw4));
+      }
+      store_row(c, ldc, t, j, n, y0, sx, bias);
+      if (rows > 1) store_row(c, ldc, t + 1, j, n, y1, sx, bias);
+      if (rows > 2) store_row(c, ldc, t + 2, j, n, y2, sx, bias);
+      if (rows > 3) store_row(c, ldc, t + 3, j, n, y3, sx, bias);
+    }
+  }
+}
+
+/** acc - 8 * (row t's activation sum over group g): the offset codes' sums back to the codes' sums. */
+// @ts-ignore: decorator
+@inline
+function unoffset(acc: v128, sums: usize, t: i32, g: i32, groups: i32): v128 {
+  return i32x4.sub(acc, i32x4.splat(load<i32>(sums + ((<usize>t * <usize>groups + <usize>g) << 2)) << 3));
 }

@@ -12,6 +12,7 @@ export { gemm_s8, gemm_s4 } from './gemm_s8';
 export { quantize_s8, shift_channels_f32 } from './quantize';
 export { hadamard_rows_f32 } from './hadamard';
 export { combine_gate_scaled_f32 } from './gate_scaled_f32';
+export { int8_dot_peak } from './peak';
 
 /** First byte the host may use: everything below belongs to the module's static data. */
 export function heap_base(): usize {

@@ -16,7 +16,9 @@ const EXP_MAX: f32 = 88.7;
 @inline
 export function exp_f32x4(x: v128): v128 {
   x = f32x4.min(f32x4.max(x, f32x4.splat(EXP_MIN)), f32x4.splat(EXP_MAX));
-  const k = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
+  const magic = f32x4.splat(12582912.0);   // 1.5 * 2^23: see exp2_nonpositive_f32x4
+  const t = f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E)), magic);
+  const k = f32x4.sub(t, magic);
   let r = f32x4.sub(x, f32x4.mul(k, f32x4.splat(LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(k, f32x4.splat(LN2_LO)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -27,30 +29,30 @@ export function exp_f32x4(x: v128): v128 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   const r2 = f32x4.mul(r, r);
   const er = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
-  return f32x4.mul(er, scale);
+  return f32x4.mul(er, i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23));
 }
 
 /**
  * 2^y for y <= 0 (the scan's decays exp(delta * A) with A premultiplied by log2(e)): y = k + f, |f| <= 1/2,
  * a degree-5 fit of 2^f (relative error 7.5e-8 in exact arithmetic, 2.4e-7 evaluated in f32), times 2^k
- * through the exponent bits. Cheaper than exp_f32x4: no range-reduction constants, no upper clamp. Below
- * -126 (results < 1.2e-38) it returns 2^-126.
+ * through the exponent bits. Rounding to k uses the 1.5 * 2^23 trick: adding it leaves k (ties to even) in
+ * the low mantissa bits, so k + 127 shifted into the exponent field is one integer add and one shift
+ * (i32x4.trunc_sat_f32x4_s costs about eight instructions on x86-64). Below -126 it returns 2^-126.
  */
 // @ts-ignore: decorator
 @inline
 export function exp2_nonpositive_f32x4(y: v128): v128 {
+  const magic = f32x4.splat(12582912.0);   // 1.5 * 2^23
   y = f32x4.max(y, f32x4.splat(-126.0));
-  const k = f32x4.nearest(y);
-  const f = f32x4.sub(y, k);
+  const t = f32x4.add(y, magic);
+  const f = f32x4.sub(y, f32x4.sub(t, magic));
   let p = f32x4.splat(1.3276471291e-3);
   p = f32x4.add(f32x4.mul(p, f), f32x4.splat(9.6755418926e-3));
   p = f32x4.add(f32x4.mul(p, f), f32x4.splat(5.5507130921e-2));
   p = f32x4.add(f32x4.mul(p, f), f32x4.splat(2.4022120237e-1));
   p = f32x4.add(f32x4.mul(p, f), f32x4.splat(6.9314694405e-1));
   p = f32x4.add(f32x4.mul(p, f), f32x4.splat(1.0000001192));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
+  return f32x4.mul(p, i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23));
 }
 
 /**

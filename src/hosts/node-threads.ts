@@ -8,11 +8,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Kernels } from '../model/kernels.js';
 import type { KernelCall, KernelName, ThreadPool } from '../model/parallel.js';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { instantiateKernels } from '../model/kernels.js';
 import type { Threads } from '../model/model-file.js';
-import { packageRoot } from './node-wasm.js';
+import { readKernelWasm } from './node-wasm.js';
 import { fail } from '../errors.js';
 
 /** Pages of shared memory a model may grow to (2 GiB: Vim-Base fp32 and its activations fit). */
@@ -23,9 +21,7 @@ let threadsModule: Promise<WebAssembly.Module> | undefined;
 /** The kernels' threads build on a fresh shared memory, with threads - 1 workers around it (threads >= 2). */
 export async function createNodeThreads(threads: number): Promise<Threads> {
   if (!Number.isInteger(threads) || threads < 2 || threads > 256) fail('BAD_ARGUMENT', `threads must be an integer in 2..256, got ${threads}`);
-  const file = path.join(packageRoot(), 'build', 'vimedge.mt.wasm');
-  const module = await (threadsModule ??= readFile(file).then((b) => WebAssembly.compile(b)).catch(() =>
-    fail('BAD_ARGUMENT', `${file} is missing or invalid: run \`npm run build:wasm\``)));
+  const module = await (threadsModule ??= readKernelWasm({ threads: true }).then((b) => WebAssembly.compile(b as Uint8Array<ArrayBuffer>)));
   const memory = new WebAssembly.Memory({ initial: 32, maximum: MAX_PAGES, shared: true });
   const kernels = await instantiateKernels(module, memory);
   return { kernels, pool: await NodeThreadPool.create(module, memory, kernels, threads) };

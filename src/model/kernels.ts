@@ -27,11 +27,13 @@ export interface Kernels {
   gemm_s8(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
           sx: number, zx: number, bias: number, c: number, ldc: number): void;
   gemm_s4(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
-          sx: number, zx: number, bias: number, c: number, ldc: number): void;
+          sx: number, zx: number, bias: number, c: number, ldc: number, scratch: number): void;
   quantize_s8(x: number, ldx: number, rows: number, k: number, scale: number, zero: number, perToken: number,
               qmin: number, qmax: number, q: number, ldq: number, sx: number, zx: number): void;
   shift_channels_f32(x: number, ldx: number, rows: number, k: number, shift: number): void;
   hadamard_rows_f32(x: number, ldx: number, rows: number, n: number, d: number, scratch: number): void;
+  /** bench/ only: the int8 dot throughput of gemm_s8's instruction mix (assembly/peak.ts). */
+  int8_dot_peak(w: number, blocks: number): number;
   combine_gate_scaled_f32(yf: number, yb: number, z: number, ldz: number, l: number, e: number, s: number): void;
 }
 

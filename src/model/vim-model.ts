@@ -23,6 +23,7 @@ interface BranchState {
   rowScale: number; // [L] f32 scale of each row of q
   rowZero: number;  // [L] i32 zero point of each row of q
   rotation: number; // 48 floats of hadamard_rows_f32's scratch
+  groupSums: number; // i32 [L, kp / 64]: gemm_s4's activation sums per group (relaxed-SIMD build)
 }
 
 /** Byte offsets of the activation buffers (the run state), shapes in spec notation. */
@@ -57,6 +58,7 @@ function planRunState(cfg: VimConfig, start: number): RunState {
   const branch = (): BranchState => ({
     u: take(L * E), xd: take(L * (R + 2 * N)), delta: take(L * E),
     q: take(L * alignUp(Math.max(D, E, R), Q4_GROUP) / 4), rowScale: take(L), rowZero: take(L), rotation: take(48),
+    groupSums: take(L * alignUp(Math.max(D, E, R), Q4_GROUP) / Q4_GROUP),
   });
   const branches: [BranchState, BranchState] = [branch(), branch()];
   return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, end: at };
@@ -254,8 +256,8 @@ export class VimModel {
     const q = b.q + r0 * ldq, sx = b.rowScale + r0 * 4, zx = b.rowZero + r0 * 4;
     k.quantize_s8(xr, ldx, rows, op.k, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
-    const gemm = op.layout === 'q8' ? k.gemm_s8 : k.gemm_s4;
-    gemm(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
+    if (op.layout === 'q8') k.gemm_s8(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
+    else k.gemm_s4(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut, b.groupSums + r0 * (ldq / Q4_GROUP) * 4);
   }
 
   /** [L, cols] floats at row stride ld, as one array (a view when contiguous). */

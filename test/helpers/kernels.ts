@@ -1,6 +1,6 @@
 // Test access to the raw kernels: a fresh instance and a bump allocator over its memory.
 import { instantiateKernels, ensureMemory, type Kernels } from '../../src/model/kernels.js';
-import { readKernelWasm } from '../../src/hosts/node-wasm.js';
+import { readKernelWasm, type SimdFlavor } from '../../src/hosts/node-wasm.js';
 
 export interface Bench {
   k: Kernels;
@@ -11,8 +11,9 @@ export interface Bench {
   get(at: number, n: number): Float64Array;
 }
 
-export async function kernelBench(): Promise<Bench> {
-  const k = await instantiateKernels(await readKernelWasm());
+/** Kernels of the given SIMD flavour (default: what this engine would load). */
+export async function kernelBench(flavor?: SimdFlavor): Promise<Bench> {
+  const k = await instantiateKernels(await readKernelWasm({ flavor }));
   let top = k.heap_base();
   const alloc = (n: number) => {
     const at = top;
