@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pathToFileURL } from 'node:url';
-import { loadClassifier } from '../src/hosts/node.js';
+import { loadClassifier } from '../src/index.js';
 import { VimedgeError } from '../src/errors.js';
 
 export interface SoakOptions {
@@ -94,7 +94,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await new Promise((resolve) => setImmediate(resolve));
     gc();
     const m = process.memoryUsage();
-    samples.push({ done, rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external, wasm: classifier.memoryBytes });
+    samples.push({ done, rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, external: m.external, wasm: classifier.info.memoryBytes });
   };
 
   const one = async (i: number) => {
@@ -109,7 +109,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       throw new Error(`request ${i}: a damaged image was classified`);
     }
     const which = i % images.length;
-    const { logits } = await classifier.classify(images[which], { topK: 3 });
+    const logits = await classifier.logits(images[which]);
     const first = expected.get(which);
     if (!first) expected.set(which, logits);
     else if (!logits.every((v, k) => Object.is(v, first[k]))) throw new Error(`request ${i}: image ${IMAGES[which]} answered differently`);

@@ -46,8 +46,8 @@ export interface ClassifyOptions {
 
 /** What `classifier.info` tells: the model file's metadata, without its tensor table. */
 export type ModelInfo = Omit<ModelMetadata, 'tensors'> & {
-  /** Bytes of WebAssembly memory the model holds (weights + planned activations). */
-  memoryBytes: number;
+  /** Bytes of WebAssembly memory the model holds now (weights + planned activations); 0 once disposed. */
+  readonly memoryBytes: number;
 };
 
 export interface ImageClassifier<Image> {
@@ -84,7 +84,10 @@ class VimClassifier<Image> implements ImageClassifier<Image> {
 
   constructor(core: Classifier, decode: ImageDecoder<Image>) {
     const { tensors: _tensors, ...metadata } = core.info;
-    this.info = Object.freeze({ ...metadata, memoryBytes: core.memoryBytes });
+    // Read at each access, not copied: a long-running service can watch the memory stay flat.
+    this.info = Object.freeze(Object.defineProperty(metadata as ModelInfo, 'memoryBytes', {
+      enumerable: true, get: () => this.#core?.memoryBytes ?? 0,
+    }));
     this.#core = core;
     this.#decode = decode;
   }

@@ -59,11 +59,6 @@ export class Classifier {
     return { top: topK(logits, this.info.labels, Math.min(k, logits.length)), logits };
   }
 
-  /** Runs the model on an input already preprocessed to [C, H, W] float32. */
-  logits(input: Float32Array): Float32Array {
-    return (this.model ?? fail('BAD_ARGUMENT', 'classifier has been disposed')).forward(input);
-  }
-
   /** Bytes of WebAssembly memory the model holds (weights + planned activations). */
   get memoryBytes(): number {
     return (this.model ?? fail('BAD_ARGUMENT', 'classifier has been disposed')).memoryBytes;

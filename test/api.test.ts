@@ -50,6 +50,7 @@ test('every image form gives the same answer: path, file: URL, bytes, ArrayBuffe
   const want = await clf.classify(image);
   const bytes = new Uint8Array(readFileSync(image));
   assert.equal(await clf.classify(pathToFileURL(image)), want);
+  assert.equal(await clf.classify(pathToFileURL(image).href), want);
   assert.equal(await clf.classify(bytes), want);
   assert.equal(await clf.classify(bytes.slice().buffer), want);
   assert.equal(await clf.classify(await decodeImageBytes(bytes, 'x')), want);
@@ -79,6 +80,8 @@ test('info: labels, config and preprocessing, no tensor table', () => {
 
 test('bad input: one-line VimedgeErrors with codes', async () => {
   await rejects(clf.classify(image, { topK: 0 }), 'BAD_ARGUMENT', /topK must be a positive integer/);
+  // Options are checked before the image is read or decoded.
+  await rejects(clf.classify('no/such/image.png', { topK: 1.5 }), 'BAD_ARGUMENT', /topK must be a positive integer, got 1.5/);
   await rejects(clf.classify(image, { maxPixels: 100 }), 'BAD_IMAGE', /over the limit of 100/);
   await rejects(clf.classify('no/such/image.png'), 'BAD_IMAGE', /no such file/);
   await rejects(clf.classify(new Uint8Array([1, 2, 3])), 'BAD_IMAGE', /not a readable image/);
@@ -88,11 +91,15 @@ test('bad input: one-line VimedgeErrors with codes', async () => {
   await rejects(loadClassifier(model.file, { wasm: new Uint8Array([0, 1, 2]) }), 'BAD_ARGUMENT', /not valid WebAssembly/);
 });
 
-test('dispose: later calls reject', async () => {
+test('dispose: later calls reject, and the memory is no longer held', async () => {
   const other = await loadClassifier(model.file);
+  assert.is(other.info.memoryBytes, clf.info.memoryBytes);
   other.dispose();
   other.dispose();
   await rejects(other.classify(image), 'BAD_ARGUMENT', /disposed/);
+  await rejects(other.logits(image), 'BAD_ARGUMENT', /disposed/);
+  // Read when asked (test/soak.test.ts watches it stay flat), not a copy taken at load time.
+  assert.is(other.info.memoryBytes, 0);
 });
 
 test.run();

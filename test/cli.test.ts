@@ -77,6 +77,23 @@ test('a folder with bad files: each reported by name, the rest classified, exit 
   assert.match(r.stderr, /4 of 5 images could not be classified/);
 });
 
+test('start-up: --help loads none of what the verbs run, classify neither vega nor the quantizer', () => {
+  const trace = path.join(tmp, 'imports.txt');
+  const imports = (...args: string[]) => {
+    writeFileSync(trace, '');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/trace-imports.mjs', 'src/cli/main.ts', ...args],
+      { encoding: 'utf8', env: { ...process.env, TRACE_IMPORTS: trace } });
+    assert.is(r.status, 0, r.stderr);
+    return readFileSync(trace, 'utf8');
+  };
+  const help = imports('--help');
+  assert.match(help, /\/src\/cli\/quantize\.ts/);
+  assert.not.match(help, /\/node_modules\/(sharp|vega|cli-progress)|\/src\/(model\/(?!labels\.ts)|quant\/(?!recipe\.ts)|datasets\/|eval\/)/);
+  const classify = imports('classify', '--model', model, `${IMAGES}/motorcycle_tiny_50x40.png`);
+  assert.match(classify, /\/node_modules\/sharp\//);
+  assert.not.match(classify, /\/node_modules\/vega|\/src\/(quant\/(?!recipe\.ts)|eval)/);
+});
+
 test('bad models and flags: one clear line, non-zero exit, no stack trace', () => {
   const cases: [string[], RegExp][] = [
     [['classify', '--model', path.join(tmp, 'nope.vimq'), `${IMAGES}/motorcycle_tiny_50x40.png`], /nope\.vimq: no such file/],

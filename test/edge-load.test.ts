@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { convertCheckpoint } from '../src/model/model-file.js';
-import { loadClassifier } from '../src/hosts/node.js';
+import { loadClassifier } from '../src/index.js';
 import { slope } from '../bench/soak.js';
 
 const REQUESTS = Number(process.env.VIMEDGE_EDGE_REQUESTS ?? 2000);
@@ -84,7 +84,7 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     const images = sources.map((f) => new Uint8Array(readFileSync(`test/fixtures/images/${f}`)));
     images.push(new Uint8Array(await sharp({ create: { width: 640, height: 480, channels: 3, background: '#4080c0' } }).jpeg().toBuffer()));
     const node = await loadClassifier(model);
-    const expected = await Promise.all(images.map(async (bytes) => (await node.classify(bytes, { topK: 5 })).top[0]));
+    const expected = await Promise.all(images.map(async (bytes) => (await node.classify(bytes, { topK: 5 }))[0]));
     const damaged = images[0].subarray(0, images[0].length >> 1);
 
     const port = await freePort();

@@ -1,4 +1,4 @@
-// Hostile and unusual images through the Node classifier (loadClassifier + classify): each one is classified
+// Hostile and unusual images through the Node API (loadClassifier, classify, logits): each one is classified
 // or refused with a one-line BAD_IMAGE error, and memory stays bounded by the pixel limit the caller sets.
 // test/node-decode.test.ts checks the decoded bytes against PIL and the basic refusals (empty, text,
 // truncated, a 20000x20000 bomb, the limit's arithmetic); this file takes the whole classify path.
@@ -7,8 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { createDeflate, crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { loadClassifier, type NodeClassifier } from '../src/hosts/node.js';
-import { VimedgeError } from '../src/errors.js';
+import { loadClassifier, VimedgeError, type NodeClassifier } from '../src/index.js';
 import { createRequire } from 'node:module';
 import { decodeEncoded, type DecoderModules } from '../src/hosts/web-decode.js';
 import { jpegLayout, gifLayout } from './helpers/fuzz.js';
@@ -20,12 +19,14 @@ const greyModel = await loadClassifier('test/fixtures/small/small-gray/model.pth
 const MB = 1 << 20;
 
 async function classified(model: NodeClassifier, bytes: Uint8Array, options = {}) {
-  const result = await model.classify(bytes, { topK: 3, ...options });
-  assert.is(result.logits.length, model.info.config.numClasses);
-  assert.ok(result.logits.every(Number.isFinite), 'finite logits');
-  assert.is(result.top.length, 3);
-  for (const p of result.top) assert.type(p.label, 'string');
-  return result;
+  const top = await model.classify(bytes, { topK: 3, ...options });
+  const logits = await model.logits(bytes, options);
+  assert.is(logits.length, model.info.config.numClasses);
+  assert.ok(logits.every(Number.isFinite), 'finite logits');
+  assert.is(top.length, 3);
+  for (const p of top) assert.type(p.label, 'string');
+  assert.is(top[0].index, logits.indexOf(Math.max(...logits)));
+  return { top, logits };
 }
 
 async function refused(model: NodeClassifier, bytes: Uint8Array, pattern: RegExp, options = {}): Promise<VimedgeError> {

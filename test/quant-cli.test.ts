@@ -1,10 +1,10 @@
 // `vimedge quantize`, `inspect` and `outliers` end to end, and bad input answered with one clear line
-// (exit 1, no stack trace): an empty calibration folder, fewer images than asked, the test split, an
-// unknown method, an already-quantized model.
+// (exit 1, no stack trace, no output file): an empty calibration folder, fewer images than asked, the test
+// split, an unknown method, an already-quantized model.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fixtureVimq } from './helpers/quant.js';
@@ -71,6 +71,8 @@ test('bad input: empty folder, too few images, test split, unknown method, alrea
   refused(vimedge('quantize', w8, '--calib', IMAGES, '--calib-size', '4', '-o', out), /already quantized \(mambaquant w8a8\)/);
   refused(vimedge('quantize', fp32, '--calib', path.join(tmp, 'missing'), '-o', out), /not a readable folder/);
   refused(vimedge('quantize', fp32, '--bits', 'w4a4', '--calib', IMAGES, '-o', out), /--bits w4a4 .* add --simulate/);
+  assert.not.ok(existsSync(out), 'a refused run wrote its output');
+  assert.equal(readdirSync(tmp).filter((f) => f.includes('.partial-')), [], 'temporary files left');
 });
 
 test.run();

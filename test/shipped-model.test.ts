@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { loadClassifier } from '../src/hosts/node.js';
+import { loadClassifier } from '../src/index.js';
 import { openDataset } from '../src/datasets/open.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { readPth } from '../src/formats/pth.js';

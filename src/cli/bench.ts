@@ -1,7 +1,7 @@
 /** `vimedge bench <model>`: single-image latency on a synthetic input, after warm-up. */
 import { Command } from 'commander';
 import { performance } from 'node:perf_hooks';
-import { loadClassifier, defaultModelPath } from '../hosts/node.js';
+import { defaultModelPath } from '../hosts/node.js';
 import { positiveInt } from './args.js';
 
 function percentile(sorted: number[], q: number): number {
@@ -16,24 +16,27 @@ export function benchCommand(): Command {
     .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 3)
     .option('--json', 'print one JSON object')
     .action(async (file: string, opts) => {
+      const { loadClassifier } = await import('../index.js');
       const started = performance.now();
       const classifier = await loadClassifier(file);
-      const c = classifier.info.config;
-      // A fixed pseudo-random input: the work per image does not depend on the values.
-      const input = Float32Array.from({ length: c.channels * c.imageSize * c.imageSize }, (_, i) => Math.sin(i * 12.9898) * 2);
-      classifier.logits(input);
+      const p = classifier.info.preprocess;
+      // A fixed pseudo-random image at the resize size (resizing is then a no-op): the work per image does
+      // not depend on the values.
+      const input = { width: p.resize, height: p.resize, channels: p.channels,
+        data: Uint8Array.from({ length: p.channels * p.resize * p.resize }, (_, i) => 128 + 127 * Math.sin(i * 12.9898)) };
+      await classifier.logits(input);
       const coldStart = performance.now() - started;
-      for (let i = 1; i < opts.warmup; i++) classifier.logits(input);
+      for (let i = 1; i < opts.warmup; i++) await classifier.logits(input);
       const times: number[] = [];
       for (let i = 0; i < opts.runs; i++) {
         const t0 = performance.now();
-        classifier.logits(input);
+        await classifier.logits(input);
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
       const result = {
         median_ms: percentile(times, 0.5), p90_ms: percentile(times, 0.9), cold_start_ms: coldStart,
-        peak_memory_bytes: classifier.memoryBytes, threads: 1, runs: opts.runs,
+        peak_memory_bytes: classifier.info.memoryBytes, threads: 1, runs: opts.runs,
       };
       if (opts.json) console.log(JSON.stringify(result));
       else console.log(`${file}: median ${result.median_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms, ` +

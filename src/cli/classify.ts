@@ -2,15 +2,13 @@
 import { Command } from 'commander';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { SingleBar, Presets } from 'cli-progress';
-import { loadClassifier, defaultModelPath } from '../hosts/node.js';
+import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
 import { positiveInt } from './args.js';
-import { isImageFile } from '../datasets/image-folder.js';
-
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
+  const { isImageFile } = await import('../datasets/image-folder.js');
   const files: string[] = [];
   let fromFolder = false;
   for (const input of inputs) {
@@ -40,6 +38,9 @@ export function classifyCommand(): Command {
     .option('--logits', 'include the raw logits (with --json)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .action(async (inputs: string[], opts) => {
+      const { loadClassifier } = await import('../index.js');
+      const { topK } = await import('../classifier.js');
+      const { SingleBar, Presets } = await import('cli-progress');
       const classifier = await loadClassifier(opts.model);
       const { files, fromFolder } = await expandInputs(inputs);
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
@@ -47,7 +48,9 @@ export function classifyCommand(): Command {
       let failed = 0;
       for (const file of files) {
         try {
-          const { top, logits } = await classifier.classify(file, { topK: opts.top, maxPixels: opts.maxPixels });
+          // One forward pass for both: the logits, ranked as classifier.classify ranks them.
+          const logits = await classifier.logits(file, { maxPixels: opts.maxPixels });
+          const top = topK(logits, classifier.info.labels, opts.top);
           const line = opts.json
             ? JSON.stringify({ file, top, ...(opts.logits ? { logits: Array.from(logits) } : {}) })
             : `${file}: ${top.map((p) => `${p.label} (${p.score.toFixed(4)})`).join(', ')}`;

@@ -1,7 +1,6 @@
 /** `vimedge convert <checkpoint> -o out.vimq`: a .pth or .safetensors checkpoint to a .vimq model file. */
 import { Command, Option } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
-import { convertCheckpoint } from '../model/model-file.js';
 import { readLabels } from '../model/labels.js';
 import { writeFileAtomic } from './output.js';
 import { numberList, positiveInt } from './args.js';
@@ -19,6 +18,7 @@ export function convertCommand(): Command {
     .addOption(new Option('--interpolation <kind>', 'resize filter').choices(['bicubic', 'bilinear']))
     .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it', positiveInt('--stride'))
     .action(async (checkpoint: string, opts) => {
+      const { convertCheckpoint } = await import('../model/model-file.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const preprocess = Object.fromEntries(Object.entries({

@@ -1,11 +1,6 @@
 /** `vimedge eval <model> --dataset fashion-mnist|<folder>`: accuracy, per-class, confusion, speed. */
 import { Command, Option } from 'commander';
-import { SingleBar, Presets } from 'cli-progress';
-import { loadClassifier, defaultModelPath } from '../hosts/node.js';
-import { openDataset } from '../datasets/open.js';
-import { evaluate } from '../eval/evaluate.js';
-import { formatConfusion } from '../eval/metrics.js';
-import { confusionPng } from '../eval/confusion-plot.js';
+import { defaultModelPath } from '../hosts/node.js';
 import { writeFileAtomic } from './output.js';
 import { positiveInt } from './args.js';
 
@@ -20,6 +15,11 @@ export function evalCommand(): Command {
     .option('--plot <file>', 'write the confusion matrix as a PNG')
     .option('--predictions', 'include the top-1 prediction of every image (with --json)')
     .action(async (file: string, opts) => {
+      const { loadClassifier } = await import('../index.js');
+      const { openDataset } = await import('../datasets/open.js');
+      const { evaluate } = await import('../eval/evaluate.js');
+      const { formatConfusion } = await import('../eval/metrics.js');
+      const { SingleBar, Presets } = await import('cli-progress');
       const classifier = await loadClassifier(file);
       const data = await openDataset(opts.dataset, opts.split);
       const count = Math.min(opts.limit ?? Infinity, data.count);
@@ -29,6 +29,7 @@ export function evalCommand(): Command {
       bar?.stop();
       const labels = classifier.info.labels;
       if (opts.plot) {
+        const { confusionPng } = await import('../eval/confusion-plot.js');   // vega: only for a plot
         await writeFileAtomic(opts.plot, await confusionPng(result, labels, `${file} on ${result.dataset}: top-1 ${(100 * result.top1).toFixed(2)}%`));
       }
       if (opts.json) {

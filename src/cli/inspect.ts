@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readVimq } from '../formats/vimq.js';
-import { convertCheckpoint, type ModelMetadata } from '../model/model-file.js';
+import type { ModelMetadata } from '../model/model-file.js';
 import { describeRecipe } from '../quant/recipe.js';
 
 export function inspectCommand(): Command {
@@ -11,6 +11,7 @@ export function inspectCommand(): Command {
     .argument('<model>', '.vimq, .pth or .safetensors file')
     .option('--json', 'print one JSON object')
     .action(async (file: string, opts) => {
+      const { convertCheckpoint } = await import('../model/model-file.js');
       const bytes = await readFileChecked(file, 'model');
       const vimq = bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file);
       const { metadata } = await readVimq<ModelMetadata>(vimq, file);

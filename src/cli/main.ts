@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-/** `vimedge`: one file a verb; this file wires them up and turns errors into one clear line. */
+/**
+ * `vimedge`: one file a verb; this file wires them up and turns errors into one clear line. A verb's file
+ * imports at the top only what its options need (commander, ./args, names); what the verb runs (sharp, the
+ * model, vega, the quantizer: seconds to load) is imported in its action, so that `--help` or one verb does
+ * not load every verb's dependencies (test/cli.test.ts checks).
+ */
 import { Command, CommanderError } from 'commander';
 import { VimedgeError } from '../errors.js';
 import { classifyCommand } from './classify.js';

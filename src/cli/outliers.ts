@@ -2,12 +2,7 @@
 import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
-import { convertCheckpoint } from '../model/model-file.js';
-import { readFloatModel } from '../quant/float-model.js';
-import { calibrationImages } from '../quant/calibration-source.js';
-import { methodByName, METHOD_NAMES } from '../quant/methods.js';
-import { outlierReport, summarize } from '../quant/outliers.js';
-import { outlierPng } from '../quant/outlier-chart.js';
+import { METHOD_NAMES } from '../quant/recipe.js';
 import { writeFileAtomic } from './output.js';
 import { positiveInt } from './args.js';
 
@@ -22,6 +17,12 @@ export function outliersCommand(): Command {
     .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
     .option('--json', 'print the per-site summary as one JSON object')
     .action(async (file: string, opts) => {
+      const { methodByName } = await import('../quant/methods.js');
+      const { convertCheckpoint } = await import('../model/model-file.js');
+      const { readFloatModel } = await import('../quant/float-model.js');
+      const { calibrationImages } = await import('../quant/calibration-source.js');
+      const { outlierReport, summarize } = await import('../quant/outliers.js');
+      const { outlierPng } = await import('../quant/outlier-chart.js');
       methodByName(opts.method);
       const bytes = await readFileChecked(file, 'model');
       const source = await readFloatModel(bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file), file);

@@ -3,11 +3,7 @@ import { Command, Option } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
-import { convertCheckpoint } from '../model/model-file.js';
-import { readFloatModel } from '../quant/float-model.js';
-import { calibrationImages } from '../quant/calibration-source.js';
-import { methodByName, METHOD_NAMES } from '../quant/methods.js';
-import { BIT_WIDTHS, quantizeModel } from '../quant/quantize-model.js';
+import { BIT_WIDTHS, METHOD_NAMES } from '../quant/recipe.js';
 import { writeFileAtomic } from './output.js';
 import { positiveInt } from './args.js';
 import { fail } from '../errors.js';
@@ -33,6 +29,11 @@ export function quantizeCommand(): Command {
     .option('--simulate', 'allow w6a6 / w4a4: narrower codes on the int8 kernels, for accuracy comparison only')
     .option('--json', 'print the recipe and timing as one JSON object')
     .action(async (file: string, opts) => {
+      const { methodByName } = await import('../quant/methods.js');
+      const { convertCheckpoint } = await import('../model/model-file.js');
+      const { readFloatModel } = await import('../quant/float-model.js');
+      const { calibrationImages } = await import('../quant/calibration-source.js');
+      const { quantizeModel } = await import('../quant/quantize-model.js');
       methodByName(opts.method);   // an unknown method fails before any work
       if (SIMULATED.includes(opts.bits) && !opts.simulate) {
         fail('BAD_ARGUMENT', `--bits ${opts.bits} has no kernels of its own: add --simulate to run its codes on the int8 kernels (accuracy comparison only)`);

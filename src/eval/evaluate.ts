@@ -1,7 +1,7 @@
 /** Runs a classifier over a labelled image set and accumulates the metrics. */
-import type { Classifier } from '../classifier.js';
+import type { ImageClassifier } from '../api.js';
 import type { LabelledImages } from '../datasets/labelled-images.js';
-import { preprocess } from '../preprocess/pipeline.js';
+import type { RawImage } from '../preprocess/pipeline.js';
 import { Metrics, type EvalSummary } from './metrics.js';
 import { fail } from '../errors.js';
 
@@ -23,7 +23,7 @@ function classMapping(data: LabelledImages, modelLabels: string[]): number[] {
   return data.classNames.map((_, i) => i);
 }
 
-export async function evaluate(classifier: Classifier, data: LabelledImages, limit: number,
+export async function evaluate(classifier: ImageClassifier<RawImage>, data: LabelledImages, limit: number,
                                onProgress?: (done: number) => void): Promise<EvalResult> {
   const labels = classifier.info.labels;
   const mapping = classMapping(data, labels);
@@ -32,7 +32,7 @@ export async function evaluate(classifier: Classifier, data: LabelledImages, lim
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const { image, label } = await data.get(i);
-    metrics.add(classifier.logits(preprocess(image, classifier.info.preprocess)), mapping[label]);
+    metrics.add(await classifier.logits(image), mapping[label]);
     onProgress?.(i + 1);
   }
   const seconds = (performance.now() - started) / 1000;

@@ -15,10 +15,10 @@ import { smoothQuant } from './transforms/smoothquant.js';
 import { OSPLUS_TOKENS, osPlus, shiftDt } from './transforms/osplus.js';
 import { kltRotation, rotateDt, rotateOutInput, rotateResidual } from './transforms/rotations.js';
 import { smoothFusedGate } from './transforms/smooth-fused.js';
+import { METHOD_NAMES, type MethodName } from './recipe.js';
 import { fail } from '../errors.js';
 
-export const METHOD_NAMES = ['rtn', 'percentile', 'smoothquant', 'osplus', 'quarot', 'mambaquant'] as const;
-export type MethodName = typeof METHOD_NAMES[number];
+export { METHOD_NAMES, type MethodName } from './recipe.js';
 
 export type ActivationRange = 'minmax' | 'percentile' | 'mse';
 

@@ -18,10 +18,10 @@ import { methodByName, type ActivationRange } from './methods.js';
 import { siteQuantizers } from './activation-ranges.js';
 import { packQ4, packQ8, quantizeWeight, type QuantizedWeight, type WeightRange } from './weights.js';
 import { seededRandom } from './random.js';
+import { BIT_WIDTHS, type BitWidth } from './recipe.js';
 import { fail } from '../errors.js';
 
-export const BIT_WIDTHS = ['w8a8', 'w4a8', 'w6a6', 'w4a4'] as const;
-export type BitWidth = typeof BIT_WIDTHS[number];
+export { BIT_WIDTHS, type BitWidth } from './recipe.js';
 
 export interface QuantizeOptions {
   method: string;
