@@ -96,10 +96,10 @@ export async function readVimq<M extends object>(file: Uint8Array, name = 'model
   if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > file.length || dataOffset % BLOB_ALIGN !== 0) {
     bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
   }
-  // Copies made with the Uint8Array constructor: a Node Buffer's slice() is a view, and zeroing it would
-  // change the caller's bytes (and fail the check).
   const stored = new Uint8Array(file.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES));
-  const zeroed = new Uint8Array(file);
+  let zeroed = file.slice();
+  // A Node Buffer's slice() is a view: zeroing it would change the caller's bytes (and fail the check).
+  if (zeroed.buffer === file.buffer) zeroed = new Uint8Array(file);
   zeroed.fill(0, CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
   const actual = await sha256(zeroed);
   if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');

@@ -132,6 +132,16 @@ export class VimModel {
     new Uint8Array(kernels.memory.buffer).set(data, base);
   }
 
+  /** Stops the model's worker threads, if any; the model must not be used afterwards. */
+  dispose(): void {
+    this.pool?.dispose();
+  }
+
+  /** Threads one image is split over (1 without a pool). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
   /** Bytes of wasm memory this model uses (weights + activations). */
   get memoryBytes(): number {
     return this.k.memory.buffer.byteLength;
