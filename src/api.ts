@@ -10,7 +10,7 @@
  * how an image becomes RGB pixels; everything after the pixels is src/classifier.ts, one path on every host.
  */
 import { Classifier, type Prediction } from './classifier.js';
-import { loadModel, type ModelMetadata, type ConvertOptions } from './model/model-file.js';
+import { loadModel, type ModelMetadata, type ConvertOptions, type Threads } from './model/model-file.js';
 import type { RawImage } from './preprocess/pipeline.js';
 import { fail, VimedgeError } from './errors.js';
 
@@ -35,6 +35,11 @@ export interface LoadOptions {
   wasm?: WasmSource;
   /** Applied when the source is a checkpoint (.pth / .safetensors) converted on the fly. */
   convert?: ConvertOptions;
+  /**
+   * Threads one image is split over (default 1). Node only: worker_threads on shared WebAssembly memory,
+   * logits identical to one thread; with `wasm` given, only 1.
+   */
+  threads?: number;
 }
 
 export interface ClassifyOptions {
@@ -123,9 +128,23 @@ class VimClassifier<Image> implements ImageClassifier<Image> {
 export async function createClassifier<Image>(model: Uint8Array, name: string,
                                               kernels: Uint8Array | WebAssembly.Module,
                                               decode: ImageDecoder<Image>,
-                                              convert: ConvertOptions = {}): Promise<ImageClassifier<Image>> {
-  const { metadata, model: vim } = await loadModel(model, name, kernels, convert);
+                                              convert: ConvertOptions = {}, threads?: Threads): Promise<ImageClassifier<Image>> {
+  let loaded;
+  try {
+    loaded = await loadModel(model, name, kernels, convert, threads);
+  } catch (e) {
+    threads?.pool.dispose();
+    throw e;
+  }
+  const { metadata, model: vim } = loaded;
   return new VimClassifier(new Classifier(metadata, vim), decode);
+}
+
+/** options.threads checked: an integer from 1 to 256. */
+export function threadCount(options: LoadOptions): number {
+  const n = options.threads ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 256) fail('BAD_ARGUMENT', `threads must be an integer from 1 to 256, got ${String(n)}`);
+  return n;
 }
 
 /** A view of any binary form as a Uint8Array (no copy). */

@@ -65,6 +65,7 @@ export class Classifier {
   }
 
   dispose(): void {
+    this.model?.dispose();
     this.model = undefined;
   }
 }

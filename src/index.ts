@@ -5,12 +5,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import {
-  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, DEFAULT_MAX_PIXELS,
+  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, threadCount, DEFAULT_MAX_PIXELS,
   type BinaryData, type ClassifyOptions, type ImageClassifier, type LoadOptions, type RawImage,
 } from './api.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
 import { defaultModelPath, readFileChecked } from './hosts/node.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
+import { createNodeThreads } from './hosts/node-threads.js';
 import { fail } from './errors.js';
 
 export { VimedgeError } from './api.js';
@@ -56,7 +57,9 @@ export async function loadClassifier(source: ModelSource = defaultModelPath(), o
   if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
   else if (typeof source === 'string' || source instanceof URL) model = await read(source, 'model');
   else return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
+  const threads = threadCount(options);
+  if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
   const wasm = options.wasm === undefined ? await readKernelWasm()
     : await compileWasm(options.wasm, async (url) => (await read(url, 'model')).bytes, 'vimedge.wasm');
-  return createClassifier(model.bytes, model.name, wasm, decode, options.convert);
+  return createClassifier(model.bytes, model.name, wasm, decode, options.convert, threads > 1 ? await createNodeThreads(threads) : undefined);
 }

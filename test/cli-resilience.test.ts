@@ -3,7 +3,8 @@
 //   empty / text / truncated / missing cases; these are the rest), with a summary and exit code 1;
 // - Ctrl-C (SIGINT) or SIGTERM while `convert`, `quantize` or `eval --plot` writes its output leaves neither
 //   the output nor its temporary file, whether it arrives during the write or between write and rename;
-// - classify, convert, inspect and bench run with every network API of Node stubbed to fail.
+// - classify, convert, inspect and bench run with every network API of Node stubbed to fail;
+// - a reader that closes the pipe early (`vimedge classify folder | head -1`) ends the run quietly.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -309,5 +310,16 @@ test('no network in the sources: Node network modules are imported nowhere, fetc
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('stdout closed after the first line (| head -1): exit 0, no EPIPE trace', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'classify', '-m', model, IMAGES, IMAGES, IMAGES],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.not.match(stderr, /EPIPE/, stderr);
+  assert.is(code, 0, stderr);
+});
 
 test.run();

@@ -13,6 +13,8 @@ import { convertCheckpoint, loadModel } from '../src/model/model-file.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 import { createNodeThreads } from '../src/hosts/node-threads.js';
 import { rowRange } from '../src/model/parallel.js';
+import { loadClassifier, VimedgeError } from '../src/index.js';
+import { webHost } from '../src/hosts/web.js';
 
 async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Promise<void> {
   const wasm = await readKernelWasm();
@@ -74,5 +76,36 @@ test('real-shape Vim-Tiny 224 (197 tokens), fp32: identical logits at 1, 2 and 3
   const file = await convertCheckpoint(await readFile(TINY), TINY);
   await sameAtEveryThreadCount(file, [Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37))]);
 });
+
+test('public API: { threads: 2 } gives the same scores; bad counts and threads with a custom wasm are refused', async () => {
+  const file = await fixtureVimq();
+  const image = { width: 20, height: 20, channels: 1 as const, data: Uint8Array.from({ length: 400 }, (_, i) => (i * 37) % 256) };
+  const one = await loadClassifier(file);
+  const two = await loadClassifier(file, { threads: 2 });
+  try {
+    assert.equal(await two.classify(image, { topK: 10 }), await one.classify(image, { topK: 10 }));
+  } finally {
+    one.dispose();
+    two.dispose();
+  }
+  for (const threads of [0, 1.5, -2, 257, Number.NaN]) {
+    await refused(() => loadClassifier(file, { threads }), /threads must be an integer from 1 to 256/);
+  }
+  const wasm = await readKernelWasm();
+  await refused(() => loadClassifier(file, { threads: 2, wasm }), /leave out wasm/);
+  const web = webHost({ wasm: () => wasm, jpeg: () => wasm, png: () => wasm });
+  await refused(() => web(file, { threads: 2 }), /available on Node only/);
+});
+
+async function refused(run: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    assert.instance(e, VimedgeError);
+    assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`accepted; expected ${pattern}`);
+}
 
 test.run();

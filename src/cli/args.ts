@@ -1,5 +1,6 @@
 /** Parsers for CLI option values, each failing with a message that names the flag. */
-import { InvalidArgumentError } from 'commander';
+import { availableParallelism } from 'node:os';
+import { InvalidArgumentError, Option } from 'commander';
 
 export function positiveInt(flag: string) {
   return (value: string): number => {
@@ -15,4 +16,10 @@ export function numberList(flag: string) {
     if (list.some((v) => !Number.isFinite(v))) throw new InvalidArgumentError(`${flag} needs numbers like 0.5,0.5,0.5, got '${value}'`);
     return list;
   };
+}
+
+/** --threads: default all available cores (one image is split over them; logits do not change). */
+export function threadsOption(): Option {
+  return new Option('--threads <n>', 'threads per image (default: available cores)').argParser(positiveInt('--threads'))
+    .default(availableParallelism(), 'available cores');
 }

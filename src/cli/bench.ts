@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { defaultModelPath } from '../hosts/node.js';
-import { positiveInt } from './args.js';
+import { positiveInt, threadsOption } from './args.js';
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -15,10 +15,11 @@ export function benchCommand(): Command {
     .option('--runs <n>', 'timed runs', positiveInt('--runs'), 20)
     .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 3)
     .option('--json', 'print one JSON object')
+    .addOption(threadsOption())
     .action(async (file: string, opts) => {
       const { loadClassifier } = await import('../index.js');
       const started = performance.now();
-      const classifier = await loadClassifier(file);
+      const classifier = await loadClassifier(file, { threads: opts.threads });
       const p = classifier.info.preprocess;
       // A fixed pseudo-random image at the resize size (resizing is then a no-op): the work per image does
       // not depend on the values.
@@ -36,10 +37,11 @@ export function benchCommand(): Command {
       times.sort((a, b) => a - b);
       const result = {
         median_ms: percentile(times, 0.5), p90_ms: percentile(times, 0.9), cold_start_ms: coldStart,
-        peak_memory_bytes: classifier.info.memoryBytes, threads: 1, runs: opts.runs,
+        peak_memory_bytes: classifier.info.memoryBytes, threads: opts.threads, runs: opts.runs,
       };
       if (opts.json) console.log(JSON.stringify(result));
       else console.log(`${file}: median ${result.median_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms, ` +
-        `cold start ${coldStart.toFixed(0)} ms, wasm memory ${(result.peak_memory_bytes / 2 ** 20).toFixed(1)} MiB, 1 thread, ${opts.runs} runs`);
+        `cold start ${coldStart.toFixed(0)} ms, wasm memory ${(result.peak_memory_bytes / 2 ** 20).toFixed(1)} MiB, ${opts.threads} thread${opts.threads > 1 ? 's' : ''}, ${opts.runs} runs`);
+      classifier.dispose();
     });
 }

@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
-import { positiveInt } from './args.js';
+import { positiveInt, threadsOption } from './args.js';
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -37,11 +37,12 @@ export function classifyCommand(): Command {
     .option('--json', 'one JSON object per line')
     .option('--logits', 'include the raw logits (with --json)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
+    .addOption(threadsOption())
     .action(async (inputs: string[], opts) => {
       const { loadClassifier } = await import('../index.js');
       const { topK } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(opts.model);
+      const classifier = await loadClassifier(opts.model, { threads: opts.threads });
       const { files, fromFolder } = await expandInputs(inputs);
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
       bar?.start(files.length, 0);

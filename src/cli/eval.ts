@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { defaultModelPath } from '../hosts/node.js';
 import { writeFileAtomic } from './output.js';
-import { positiveInt } from './args.js';
+import { positiveInt, threadsOption } from './args.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -14,13 +14,14 @@ export function evalCommand(): Command {
     .option('--json', 'print one JSON object')
     .option('--plot <file>', 'write the confusion matrix as a PNG')
     .option('--predictions', 'include the top-1 prediction of every image (with --json)')
+    .addOption(threadsOption())
     .action(async (file: string, opts) => {
       const { loadClassifier } = await import('../index.js');
       const { openDataset } = await import('../datasets/open.js');
       const { evaluate } = await import('../eval/evaluate.js');
       const { formatConfusion } = await import('../eval/metrics.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(file);
+      const classifier = await loadClassifier(file, { threads: opts.threads });
       const data = await openDataset(opts.dataset, opts.split);
       const count = Math.min(opts.limit ?? Infinity, data.count);
       const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr, etaBuffer: 200 }, Presets.shades_classic) : undefined;

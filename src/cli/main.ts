@@ -15,6 +15,13 @@ import { evalCommand } from './eval.js';
 import { quantizeCommand } from './quantize.js';
 import { outliersCommand } from './outliers.js';
 
+// A reader that stops early (`vimedge classify folder | head`) closes stdout: that ends the run quietly,
+// as for any Unix filter, instead of an unhandled EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command('vimedge')
   .description('Vision Mamba image classifiers in WebAssembly')
   .version('0.1.0')

@@ -5,7 +5,7 @@
  * WebAssembly comes from by default.
  */
 import {
-  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, responseBytes,
+  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, responseBytes, threadCount,
   DEFAULT_MAX_PIXELS, type BinaryData, type ClassifyOptions, type ImageClassifier, type LoadOptions,
   type RawImage, type WasmSource,
 } from '../api.js';
@@ -220,6 +220,7 @@ export function webHost(defaults: WebDefaults) {
       jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
       png: lazyModule(() => options.decoders?.png ?? defaults.png(), 'squoosh_png_bg.wasm'),
     };
+    if (threadCount(options) > 1) fail('BAD_ARGUMENT', 'threads > 1 is available on Node only; this host runs one thread');
     const wasm = options.wasm === undefined ? await kernels()
       : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
     const { bytes, name } = await sourceBytes(source, 'model');
