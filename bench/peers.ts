@@ -56,6 +56,9 @@ export interface PeerOptions {
 }
 
 export interface PeerRow {
+  /** One of PEER_NAMES. */
+  id: PeerName;
+  /** Display name, e.g. "onnxruntime-web wasm (2 threads)". */
   name: string;
   median_ms: number;
   p90_ms: number;
@@ -122,6 +125,7 @@ interface WorkerResult {
   peak_rss_mb: number;
   cpu_per_wall: number;
   logits: number[];
+  version: string;
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ async function workerMain(job: WorkerJob): Promise<void> {
   const cpuPerWall = (cpu.user + cpu.system) / 1e3 / (performance.now() - wall0);
   await session.release();
   const result: WorkerResult = {
-    times, cold_start_ms: coldStart, import_ms: importMs, logits, cpu_per_wall: cpuPerWall,
+    times, cold_start_ms: coldStart, import_ms: importMs, logits, cpu_per_wall: cpuPerWall, version: ort.env.versions?.common ?? '?',
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(RESULT_TAG + JSON.stringify(result) + '\n');
@@ -234,12 +238,12 @@ async function checkWithOnnxruntimeNode(m: CheckManifest): Promise<Float32Array>
   return logits;
 }
 
-const ORT_ROWS: Record<Exclude<PeerName, 'pytorch'>, { runtime: 'web' | 'node'; threads: number | 'default'; note: string }> = {
-  'ort-web-1': { runtime: 'web', threads: 1, note: 'onnxruntime-web, wasm SIMD backend, 1 thread' },
-  'ort-web-2': { runtime: 'web', threads: 2, note: 'onnxruntime-web, wasm SIMD backend, 2 threads' },
-  'ort-node-1': { runtime: 'node', threads: 1, note: 'onnxruntime-node native CPU EP, 1 thread' },
-  'ort-node-2': { runtime: 'node', threads: 2, note: 'onnxruntime-node native CPU EP, 2 threads' },
-  'ort-node': { runtime: 'node', threads: 'default', note: 'onnxruntime-node native CPU EP, default options (intra-op threads = physical cores)' },
+const ORT_ROWS: Record<Exclude<PeerName, 'pytorch'>, { runtime: 'web' | 'node'; threads: number | 'default'; name: string; note: string }> = {
+  'ort-web-1': { runtime: 'web', threads: 1, name: 'onnxruntime-web wasm (1 thread)', note: 'wasm SIMD backend' },
+  'ort-web-2': { runtime: 'web', threads: 2, name: 'onnxruntime-web wasm (2 threads)', note: 'wasm SIMD backend, numThreads 2' },
+  'ort-node-1': { runtime: 'node', threads: 1, name: 'onnxruntime-node (1 thread)', note: 'native CPU EP, intraOpNumThreads 1' },
+  'ort-node-2': { runtime: 'node', threads: 2, name: 'onnxruntime-node (2 threads)', note: 'native CPU EP, intraOpNumThreads 2' },
+  'ort-node': { runtime: 'node', threads: 'default', name: 'onnxruntime-node (default)', note: 'native CPU EP, default session options (intra-op pool = physical cores)' },
 };
 
 export async function runPeers(options: PeerOptions): Promise<PeerReport> {
@@ -287,7 +291,7 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
         const r = JSON.parse(stdout.trim().split('\n').pop()!);
         const blas = String(r.blas).includes('openblas') ? 'OpenBLAS' : `BLAS ${r.blas}`;
         rows.push({
-          name: 'PyTorch eager fp32 (1 thread)', median_ms: r.median_ms, p90_ms: r.p90_ms, images_per_s: r.images_per_s,
+          id: name, name: 'PyTorch eager fp32 (1 thread)', median_ms: r.median_ms, p90_ms: r.p90_ms, images_per_s: r.images_per_s,
           cold_start_ms: r.cold_start_ms, min_ms: r.min_ms, threads: r.threads, runs: r.runs, model_bytes: r.model_bytes,
           peak_rss_mb: r.peak_rss_mb, cpu_per_wall: NaN,
           note: `torch ${r.torch} (Debian), ${blas}, training/vim_model.py CPU path; cold = load .pth + first forward ` +
@@ -303,12 +307,12 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
       const times = [...r.times].sort((a, b) => a - b);
       const median = percentile(times, 0.5);
       rows.push({
-        name, median_ms: median, p90_ms: percentile(times, 0.9), images_per_s: 1e3 / median,
+        id: name, name: `${spec.name}`, median_ms: median, p90_ms: percentile(times, 0.9), images_per_s: 1e3 / median,
         cold_start_ms: r.cold_start_ms, min_ms: times[0], runs, model_bytes: m.onnx_bytes, peak_rss_mb: r.peak_rss_mb,
         threads: spec.threads === 'default' ? availableParallelism() : spec.threads, cpu_per_wall: r.cpu_per_wall,
         logits_rel_diff: rd.max_rel,
-        note: `${spec.note}; CPU/wall ${r.cpu_per_wall.toFixed(2)}; logits rel diff ${rd.max_rel.toExponential(1)}; ` +
-          `${m.export.nodes ?? '?'}-node ONNX (scan "${m.export.scan}")`,
+        note: `onnxruntime ${r.version}, ${spec.note}; CPU/wall ${r.cpu_per_wall.toFixed(2)}; logits rel diff ` +
+          `${rd.max_rel.toExponential(1)}; ${m.export.nodes ?? '?'}-node ONNX`,
       });
     }
     return {
