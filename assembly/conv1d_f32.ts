@@ -5,22 +5,31 @@
 
 import { silu_f32x4 } from './math_f32x4';
 
-/** x: [L, E] at row stride ldx floats (the x half of in_proj's output); out: [L, E] contiguous. */
+/**
+ * x: [L, E] at row stride ldx floats (the x half of in_proj's output); out: [L, E] contiguous.
+ * The taps that fall inside [0, L) are worked out once per token, so the channel loop has no branch.
+ */
 export function conv1d_silu_f32(x: usize, ldx: i32, w: usize, bias: usize, out: usize,
                                 l: i32, e: i32, kw: i32, reverse: bool): void {
   const xRow = <usize>ldx << 2;
   const eBytes = <usize>e << 2;
   for (let t = 0; t < l; t++) {
+    // Tap k reads token src(k) = t - (K-1) + k (forward) or t + (K-1) - k (backward).
+    const k0 = reverse ? max(0, t + kw - l) : max(0, kw - 1 - t);   // first tap with src inside [0, L)
+    const first = reverse ? t + (kw - 1) - k0 : t - (kw - 1) + k0;     // its token
+    const step: isize = reverse ? -<isize>xRow : <isize>xRow;         // the next tap's token, in bytes
+    const o = out + <usize>t * eBytes;
     for (let c = 0; c < e; c += 4) {
       const co = <usize>c << 2;
       let acc = v128.load(bias + co);
-      for (let k = 0; k < kw; k++) {
-        const src = reverse ? t + (kw - 1) - k : t - (kw - 1) + k;
-        if (src < 0 || src >= l) continue;
-        acc = f32x4.add(acc, f32x4.mul(v128.load(w + <usize>k * eBytes + co),
-                                       v128.load(x + <usize>src * xRow + co)));
+      let xp = x + <usize>first * xRow + co;
+      let wp = w + <usize>k0 * eBytes + co;
+      for (let k = k0; k < kw; k++) {
+        acc = f32x4.add(acc, f32x4.mul(v128.load(wp), v128.load(xp)));
+        xp += step;
+        wp += eBytes;
       }
-      v128.store(out + <usize>t * eBytes + co, silu_f32x4(acc));
+      v128.store(o + co, silu_f32x4(acc));
     }
   }
 }

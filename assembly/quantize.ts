@@ -68,7 +68,7 @@ function quantize_row(xr: usize, k: i32, inv: f32, z: i32, qmin: i32, qmax: i32,
 // @ts-ignore: decorator
 @inline
 function quantize4(v: v128, inv: v128, lo: v128, hi: v128, z: v128): v128 {
-  const r = f32x4.min(f32x4.max(f32x4.nearest(f32x4.mul(v, inv)), lo), hi);
+  const r = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.mul(v, inv)), lo), hi);   // pmin/pmax: see math_f32x4.ts
   return i32x4.add(i32x4.trunc_sat_f32x4_s(r), z);
 }
 

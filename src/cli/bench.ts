@@ -38,6 +38,7 @@ export function benchCommand(): Command {
       const result = {
         median_ms: percentile(times, 0.5), p90_ms: percentile(times, 0.9), cold_start_ms: coldStart,
         peak_memory_bytes: classifier.info.memoryBytes, threads: opts.threads, runs: opts.runs,
+        peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
       if (opts.json) console.log(JSON.stringify(result));
       else console.log(`${file}: median ${result.median_ms.toFixed(1)} ms, p90 ${result.p90_ms.toFixed(1)} ms, ` +
