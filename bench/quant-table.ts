@@ -10,14 +10,15 @@
  * statistics of the shipped model (`vimedge outliers`) and the logit fidelity of every method on the
  * real-shape Vim-Tiny 224 fixture (test/fixtures/generated/tiny, random weights: cosine and SNR vs fp32).
  * The best W8A8 and W4A8 files are copied beside the model (models/vim-fmnist.w8a8.vimq, .w4a8.vimq).
- * Finished cells are kept in the work folder (--work) and reused by a rerun with --resume. --limit evaluates
+ * Finished cells are kept in the work folder (--work) and reused by a rerun with --resume (a missing
+ * quantized file is made again: quantization is deterministic for a seed). --limit evaluates
  * the first N test images only, --sim-limit the simulated columns only (a 2-core machine evaluates about
  * 15 images/s per core, so the full table takes hours; the document states which images each column used).
  */
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { homedir, cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { METHOD_NAMES, METHODS } from '../src/quant/methods.js';
@@ -32,7 +33,7 @@ const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/vim-fmnist.vimq' },
     out: { type: 'string', default: 'docs/QUANTIZATION.md' },
-    work: { type: 'string', default: path.join(tmpdir(), 'vimedge-quant-table') },
+    work: { type: 'string', default: path.join(homedir(), '.cache', 'vimedge-quant-table') },
     jobs: { type: 'string', default: String(Math.max(1, cpus().length)) },
     'calib-size': { type: 'string', default: '256' },
     seed: { type: 'string', default: '0' },
@@ -50,7 +51,9 @@ const OUTLIER_PNG = path.join(path.dirname(args.out!), 'quantization-outliers.pn
 const TINY = 'test/fixtures/generated/tiny';
 
 interface EvalJson { top1: number; images: number; images_per_s: number; predictions: number[] }
-interface Cell { method: string; bits: string; file: string; bytes: number; quantizeSeconds: number; eval: EvalJson }
+/** A table row: a method and its flags. `method` of a Cell is the row's name. */
+interface Row { name: string; method: string; flags: string[]; summary: string; cost: string }
+interface Cell { method: string; bits: string; bytes: number; quantizeSeconds: number; eval: EvalJson }
 
 /** Runs the CLI; resolves with stdout, rejects with stderr. */
 function vimedge(...cliArgs: string[]): Promise<string> {
@@ -79,18 +82,32 @@ async function evaluate(file: string, limit = args.limit): Promise<EvalJson> {
 
 const SIMULATED = new Set(['w6a6', 'w4a4']);
 
-function cell(method: string, bits: string): Promise<Cell> {
-  return cached(`${MODEL_BASE}.${method}.${bits}.json`, () => quantizeAndEvaluate(method, bits));
+function cell(row: Row, bits: string): Promise<Cell> {
+  return cached(`${MODEL_BASE}.${row.name}.${bits}.json`, async () => {
+    const q = await quantize(row, bits);
+    const limit = SIMULATED.has(bits) ? args['sim-limit'] ?? args.limit : args.limit;
+    const result: Cell = { method: row.name, bits, bytes: q.bytes, quantizeSeconds: q.seconds, eval: await evaluate(cellFile(row, bits), limit) };
+    process.stderr.write(`${row.name} ${bits}: top-1 ${(100 * result.eval.top1).toFixed(2)}% (${q.seconds.toFixed(0)} s to quantize)\n`);
+    return result;
+  });
 }
 
-async function quantizeAndEvaluate(method: string, bits: string): Promise<Cell> {
-  const file = path.join(args.work!, `${MODEL_BASE}.${method}.${bits}.vimq`);
-  const q = JSON.parse(await vimedge('quantize', args.model!, '--method', method, '--bits', bits, '--calib', CALIB,
-    '--calib-size', args['calib-size']!, '--seed', args.seed!, '-o', file, '--json', ...(SIMULATED.has(bits) ? ['--simulate'] : [])));
-  const limit = SIMULATED.has(bits) ? args['sim-limit'] ?? args.limit : args.limit;
-  const result: Cell = { method, bits, file, bytes: q.bytes, quantizeSeconds: q.seconds, eval: await evaluate(file, limit) };
-  process.stderr.write(`${method} ${bits}: top-1 ${(100 * result.eval.top1).toFixed(2)}% (${q.seconds.toFixed(0)} s to quantize)\n`);
-  return result;
+const cellFile = (row: Row, bits: string) => path.join(args.work!, `${MODEL_BASE}.${row.name}.${bits}.vimq`);
+
+async function quantize(row: Row, bits: string): Promise<{ bytes: number; seconds: number }> {
+  return JSON.parse(await vimedge('quantize', args.model!, '--method', row.method, ...row.flags, '--bits', bits, '--calib', CALIB,
+    '--calib-size', args['calib-size']!, '--seed', args.seed!, '-o', cellFile(row, bits), '--json',
+    ...(SIMULATED.has(bits) ? ['--simulate'] : [])));
+}
+
+/** A cell's file, quantized again if a resumed run no longer has it (same seed: the same bytes). */
+async function cellFileOf(c: Cell): Promise<string> {
+  const row = ROWS.find((r) => r.name === c.method)!;
+  const file = cellFile(row, c.bits);
+  if (!existsSync(file) && (await quantize(row, c.bits)).bytes !== c.bytes) {
+    throw new Error(`${file}: re-quantized file differs in size from the evaluated one`);
+  }
+  return file;
 }
 
 /** Runs tasks with at most `jobs` at a time, results in task order. */
@@ -162,8 +179,8 @@ async function main(): Promise<void> {
   const tasks: (() => Promise<Cell | EvalJson>)[] = [() => cached(`${MODEL_BASE}.fp32.json`, () => evaluate(args.model!))];
   // The headline cells first (MambaQuant, then the baselines at the real widths), so that an interrupted run
   // still has them; the table is assembled in its own order.
-  const order = BIT_WIDTHS.flatMap((bits) => [...METHOD_NAMES].reverse().map((method) => ({ method, bits })));
-  for (const { method, bits } of order) tasks.push(() => cell(method, bits));
+  const order = BIT_WIDTHS.flatMap((bits) => [...ROWS].reverse().map((row) => ({ row, bits })));
+  for (const { row, bits } of order) tasks.push(() => cell(row, bits));
   const [fp32, ...cells] = (await pool(tasks, jobs)) as [EvalJson, ...Cell[]];
   const outliers: OutliersJson = JSON.parse(await vimedge('outliers', args.model!, '--calib', CALIB, '--calib-size', '64',
     '--method', 'mambaquant', '--seed', args.seed!, '-o', OUTLIER_PNG, '--json'));
@@ -172,7 +189,7 @@ async function main(): Promise<void> {
   // Best: highest top-1, ties broken by agreement with the fp32 model.
   const best = (bits: string) => cells.filter((c) => c.bits === bits).sort((a, b) =>
     b.eval.top1 - a.eval.top1 || agreement(b.eval.predictions, fp32.predictions) - agreement(a.eval.predictions, fp32.predictions))[0];
-  for (const bits of ['w8a8', 'w4a8']) await copyFile(best(bits).file, shipped(bits));
+  for (const bits of ['w8a8', 'w4a8']) await copyFile(await cellFileOf(best(bits)), shipped(bits));
   const minutes = (performance.now() - started) / 60000;
   const test = await openDataset('fashion-mnist', 'test');
   const labels = await Promise.all(Array.from({ length: fp32.images }, async (_, i) => (await test.get(i)).label));
@@ -194,17 +211,21 @@ function render(fp32: EvalJson, labels: number[], fp32Bytes: number, cells: Cell
   const table = [
     `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`,
     `| fp32 | ${pct(fp32.top1)} · ${(fp32Bytes / 1e6).toFixed(2)} MB | | | |`,
-    ...METHOD_NAMES.map((m) => `| ${m} | ${BIT_WIDTHS.map((b) => cellText(cells.find((c) => c.method === m && c.bits === b)!)).join(' | ')} |`),
+    ...ROWS.map((r) => `| ${r.name} | ${BIT_WIDTHS.map((b) => cellText(cells.find((c) => c.method === r.name && c.bits === b)!)).join(' | ')} |`),
   ];
   const siteRows = outliers.sites.map((s) => `| ${s.before.site} | ${s.before.max.toPrecision(3)} → ${s.after.max.toPrecision(3)} | ` +
     `${s.before.channelRatio.toFixed(1)} → ${s.after.channelRatio.toFixed(1)} | ${s.before.tokenRatio.toFixed(1)} → ${s.after.tokenRatio.toFixed(1)} |`);
   const tinyRows = tiny.map((t) => `| ${t.method} | ${t.bits.toUpperCase()} | ${t.cosine.toFixed(5)} | ${t.snrDb.toFixed(1)} |`);
   const images = fp32.images;
+  const evalSeconds = [fp32, ...cells.map((c) => c.eval)].reduce((t, e) => t + e.images / e.images_per_s, 0);
   return `# Post-training quantization: results
 
-Generated by \`node --import tsx bench/quant-table.ts\` (${new Date().toISOString().slice(0, 10)}, ${minutes.toFixed(0)} min on
+Generated by \`node --import tsx bench/quant-table.ts ${process.argv.slice(2).join(' ')}\` (${new Date().toISOString().slice(0, 10)},
 ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}); do not edit by hand. Every cell is what
-\`vimedge eval <file> --dataset fashion-mnist --json\` printed for the file \`vimedge quantize\` wrote.
+\`vimedge eval <file> --dataset fashion-mnist --json\` printed for the file \`vimedge quantize\` wrote. Compute:
+${(cells.reduce((t, c) => t + c.quantizeSeconds, 0) / 60).toFixed(0)} min of quantization (${quantizeRange(cells)} per file,
+${args['calib-size']} calibration images, ${args.jobs} jobs at a time) and ${(evalSeconds / 60).toFixed(0)} min of
+evaluation (${(fp32.images_per_s).toFixed(1)} images/s for fp32); this rendering took ${minutes.toFixed(0)} min.
 
 Model: \`${args.model}\` (fp32). Calibration: ${args['calib-size']} images of \`${CALIB}\` (seeded sample, seed ${args.seed});
 evaluation: ${describeImages(images)} of the Fashion-MNIST test split${simImages !== images ? ` (simulated columns: ${describeImages(simImages)})` : ''}.
@@ -226,7 +247,7 @@ best W4A8: **${best('w4a8').method}** (${pct(best('w4a8').eval.top1)}%), copied 
 
 | method | what it does (docs: /work/shared/spec/quantization-methods.md) | online cost |
 |---|---|---|
-${METHOD_NAMES.map((m) => `| ${m} | ${METHODS[m].summary} | ${ONLINE_COST[m]} |`).join('\n')}
+${ROWS.map((r) => `| ${r.name} | ${r.summary} | ${r.cost} |`).join('\n')}
 
 Shared by all: weights symmetric per output channel (int8; 4-bit: per group of 64 inputs, Lp-searched clip),
 activations static per tensor with a zero point (\`--activations token\` for PTQ4VM's per-token static ranges,
@@ -253,6 +274,11 @@ N(0, 1) images, logits of its ${3} reference inputs against the fp32 model: cosi
 |---|---|---|---|
 ${tinyRows.join('\n')}` : 'Not run (the fixture is generated by scripts/make-fixtures.sh).'}
 `;
+}
+
+function quantizeRange(cells: Cell[]): string {
+  const s = cells.map((c) => c.quantizeSeconds);
+  return `${Math.min(...s).toFixed(0)}–${Math.max(...s).toFixed(0)} s`;
 }
 
 /** What the numbers say: the issue's targets, and whether the methods separate beyond sampling noise. */
@@ -308,5 +334,13 @@ const ONLINE_COST: Record<string, string> = {
   quarot: 'FWHT of the out_proj input (E·(k + 11) add/sub per token)',
   mambaquant: 'FWHT of the out_proj input + one multiply in the gate',
 };
+
+/** Every method with static per-tensor activation ranges, then MambaQuant with PTQ4VM's per-token static ranges. */
+const ROWS: Row[] = [
+  ...METHOD_NAMES.map((m) => ({ name: m, method: m, flags: [], summary: METHODS[m].summary, cost: ONLINE_COST[m] })),
+  { name: 'mambaquant-pts', method: 'mambaquant', flags: ['--activations', 'token'],
+    summary: 'mambaquant with per-token static activation ranges (PTQ4VM\'s PTS: one scale and zero point per token position)',
+    cost: 'as mambaquant, plus the per-token zero-point correction' },
+];
 
 await main();

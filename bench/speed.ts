@@ -1,0 +1,168 @@
+/**
+ * Speed of vimedge against its peers, all in one run on the same machine, weights and input:
+ *   node --import tsx bench/speed.ts [--runs 20] [--skip-peers] [--json results.json]
+ * Models: the real-shape Vim-Tiny 224 (197 tokens, random weights: test/fixtures/generated/tiny/model.pth
+ * from scripts/make-fixtures.sh) and the shipped Fashion-MNIST model (50 tokens). For each:
+ *   - vimedge fp32, W8A8 and W4A8 (mambaquant) at 1 and 2 threads, each in a fresh `vimedge bench --json`
+ *     process (median and p90 of --runs runs after warm-up, cold start = read file + instantiate + first image);
+ *   - vimedge W8A8 and W4A8 under Deno (bench/deno-bench.mjs), 1 thread, with the portable and the
+ *     relaxed-SIMD kernels (Node 20 cannot run relaxed SIMD correctly, Deno 2 can);
+ *   - the peers of bench/peers.ts: PyTorch eager fp32 (1 thread), onnxruntime-web wasm (1, 2 threads),
+ *     onnxruntime-node (native), on the same checkpoint exported by tools/export_onnx.py;
+ *   - a kernel table for the W8A8 model (bench/profile.ts): each GEMM shape's GMAC/s against the int8 dot
+ *     peak measured in the same process (assembly/peak.ts), and the scan's time per token.
+ * Ratios are against vimedge W8A8 at 1 thread of the same model. Quantized Vim-Tiny files are calibrated on
+ * examples/images (its weights are random: speed does not depend on the calibration).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { profileModel, type ProfileRow } from './profile.js';
+import { instantiateKernels } from '../src/model/kernels.js';
+import { readKernelWasm } from '../src/hosts/node-wasm.js';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    work: { type: 'string', default: path.join(tmpdir(), 'vimedge-speed') },
+    'skip-peers': { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+const RUNS = Number(args.runs);
+const WORK = args.work!;
+mkdirSync(WORK, { recursive: true });
+
+interface Row {
+  model: string; engine: string; threads: number; median_ms: number; p90_ms: number; cold_start_ms: number;
+  file_bytes: number; wasm_memory_bytes?: number; peak_rss_bytes: number; note?: string;
+}
+
+function vimedge(...cliArgs: string[]): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...cliArgs], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`vimedge ${cliArgs.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** The model files of one model: fp32 and the two integer widths. */
+function modelFiles(name: string, fp32: string, calib: string, calibSize: number): Record<string, string> {
+  const files: Record<string, string> = { fp32 };
+  for (const bits of ['w8a8', 'w4a8']) {
+    const shipped = fp32.replace(/\.vimq$/, `.${bits}.vimq`);
+    const file = existsSync(shipped) && shipped !== fp32 ? shipped : path.join(WORK, `${name}.${bits}.vimq`);
+    if (!existsSync(file)) {
+      vimedge('quantize', fp32, '--method', 'mambaquant', '--bits', bits, '--calib', calib, '--calib-size', String(calibSize), '-o', file);
+    }
+    files[bits] = file;
+  }
+  return files;
+}
+
+function measureVimedge(model: string, files: Record<string, string>): Row[] {
+  const rows: Row[] = [];
+  for (const [weights, file] of Object.entries(files)) {
+    for (const threads of [1, 2]) {
+      const r = JSON.parse(vimedge('bench', file, '--threads', String(threads), '--runs', String(RUNS), '--json'));
+      rows.push({ model, engine: `vimedge ${weights}`, threads, median_ms: r.median_ms, p90_ms: r.p90_ms,
+        cold_start_ms: r.cold_start_ms, file_bytes: statSync(file).size, wasm_memory_bytes: r.peak_memory_bytes, peak_rss_bytes: r.peak_rss_bytes });
+      process.stderr.write(`${model} vimedge ${weights} ${threads}t: ${r.median_ms.toFixed(1)} ms\n`);
+    }
+  }
+  return rows;
+}
+
+function measureDeno(model: string, files: Record<string, string>): Row[] {
+  const deno = path.join('node_modules', '.bin', 'deno');
+  const rows: Row[] = [];
+  for (const weights of ['w8a8', 'w4a8']) {
+    for (const [flavor, wasm] of [['portable', 'build/vimedge.wasm'], ['relaxed SIMD', 'build/vimedge.relaxed.wasm']]) {
+      const r = spawnSync(deno, ['run', '--allow-read', 'bench/deno-bench.mjs', process.cwd(), files[weights], wasm, String(RUNS)],
+        { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' } });
+      if (r.status !== 0) throw new Error(`deno bench ${files[weights]}: ${r.stderr.trim()}`);
+      const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      rows.push({ model, engine: `vimedge ${weights}, Deno, ${flavor}`, threads: 1, median_ms: j.median_ms, p90_ms: j.p90_ms,
+        cold_start_ms: j.cold_start_ms, file_bytes: statSync(files[weights]).size, peak_rss_bytes: Number.NaN });
+      process.stderr.write(`${model} deno ${weights} ${flavor}: ${j.median_ms.toFixed(1)} ms\n`);
+    }
+  }
+  return rows;
+}
+
+async function measurePeerRows(model: string, pth: string): Promise<Row[]> {
+  if (args['skip-peers']) return [];
+  const { measurePeers } = await import('./peers.js');
+  const peers = await measurePeers({ model: pth, runs: RUNS });
+  return peers.map((p) => ({ model, engine: p.name, threads: p.threads, median_ms: p.median_ms, p90_ms: p.p90_ms,
+    cold_start_ms: p.cold_start_ms, file_bytes: p.model_bytes, peak_rss_bytes: p.peak_rss_mb * 1e6, note: p.note }));
+}
+
+/** Int8 dot peak of this core (GMAC/s), best of 5 runs of 20 M blocks (64 MACs each). */
+async function int8Peak(): Promise<number> {
+  const k = await instantiateKernels(await readKernelWasm());
+  k.memory.grow(1);
+  const w = k.heap_base();
+  new Int8Array(k.memory.buffer, w, 1024).forEach((_, i, a) => { a[i] = ((i * 37) % 255) - 127; });
+  let best = 0;
+  for (let r = 0; r < 5; r++) {
+    const blocks = 2e7, t0 = performance.now();
+    k.int8_dot_peak(w, blocks);
+    best = Math.max(best, (blocks * 64) / ((performance.now() - t0) / 1e3) / 1e9);
+  }
+  return best;
+}
+
+const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`;
+const mb = (b?: number) => (b === undefined || Number.isNaN(b) ? '' : (b / 1e6).toFixed(1));
+
+function renderTable(rows: Row[]): string {
+  const lines = ['| model | engine | threads | median ms | p90 ms | images/s | cold start ms | file MB | wasm memory MB | peak RSS MB | time / vimedge w8a8 1t |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const base = rows.find((b) => b.model === r.model && b.engine === 'vimedge w8a8' && b.threads === 1);
+    const ratio = base ? `${(r.median_ms / base.median_ms).toFixed(2)}x` : '';
+    lines.push(`| ${r.model} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.threads} | ${r.median_ms.toFixed(1)} | ${r.p90_ms.toFixed(1)} | ` +
+      `${(1000 / r.median_ms).toFixed(1)} | ${r.cold_start_ms.toFixed(0)} | ${mb(r.file_bytes)} | ${mb(r.wasm_memory_bytes)} | ${mb(r.peak_rss_bytes)} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+function renderKernels(model: string, rows: ProfileRow[], peak: number, forwardMs: number, tokens: number): string {
+  const lines = [`Kernels of ${model} W8A8, 1 thread (${forwardMs.toFixed(1)} ms per image with per-call timing); int8 dot peak ${peak.toFixed(1)} GMAC/s:`, '',
+    '| kernel | shape | calls | ms per image | share | GMAC/s | of peak |', '|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    lines.push(`| ${r.kernel} | ${r.shape} | ${r.calls} | ${r.ms.toFixed(2)} | ${pct(r.ms, forwardMs)} | ${r.gmacs ? r.gmacs.toFixed(1) : ''} | ` +
+      `${r.gmacs && r.kernel.startsWith('gemm_s') ? pct(r.gmacs, peak) : ''} |`);
+  }
+  const scan = rows.filter((r) => r.kernel === 'selective_scan_f32').reduce((a, r) => ({ ms: a.ms + r.ms, calls: a.calls + r.calls }), { ms: 0, calls: 0 });
+  if (scan.calls) lines.push('', `Selective scan: ${((scan.ms * 1e3) / (scan.calls * tokens)).toFixed(2)} µs per token per call ` +
+    `(${scan.calls} calls of ${tokens} tokens per image: ${scan.ms.toFixed(1)} ms).`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const TINY = 'test/fixtures/generated/tiny/model.pth';
+  if (!existsSync(TINY)) throw new Error(`${TINY} is missing: run \`bash scripts/make-fixtures.sh\``);
+  const tinyFp32 = path.join(WORK, 'vim-tiny-224.vimq');
+  if (!existsSync(tinyFp32)) vimedge('convert', TINY, '-o', tinyFp32);
+  const models = [
+    { name: 'Vim-Tiny 224', pth: TINY, files: modelFiles('vim-tiny-224', tinyFp32, 'examples/images', 5), tokens: 197 },
+    { name: 'Fashion-MNIST', pth: 'models/vim_fmnist.pth', files: modelFiles('vim-fmnist', 'models/vim-fmnist.vimq', 'fashion-mnist:train', 256), tokens: 50 },
+  ];
+  const rows: Row[] = [];
+  for (const m of models) rows.push(...measureVimedge(m.name, m.files), ...measureDeno(m.name, m.files), ...await measurePeerRows(m.name, m.pth));
+  const peak = await int8Peak();
+  const kernels = [];
+  for (const m of models) {
+    const p = await profileModel(m.files.w8a8, 10);
+    kernels.push(renderKernels(m.name, p.rows, peak, p.timedMs, m.tokens));
+  }
+  const cpu = `${cpus().length} x ${cpus()[0]?.model ?? 'CPU'}`;
+  const report = [`Run ${new Date().toISOString()} on ${cpu}, Node ${process.version}, ${RUNS} timed runs each.`, '',
+    renderTable(rows), '', ...kernels.flatMap((k) => [k, ''])].join('\n');
+  console.log(report);
+  if (args.json) writeFileSync(args.json, JSON.stringify({ rows, peak, report }, null, 1));
+}
+
+await main();
