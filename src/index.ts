@@ -49,7 +49,7 @@ async function decode(image: NodeImage, options: ClassifyOptions): Promise<RawIm
 
 /**
  * Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly); without a source, the
- * shipped default model (models/vim-fmnist.vimq).
+ * shipped default model (models/vim-fmnist.w8a8.vimq).
  */
 export async function loadClassifier(source: ModelSource = defaultModelPath(), options: LoadOptions = {}): Promise<NodeClassifier> {
   if (options === null || typeof options !== 'object') fail('BAD_ARGUMENT', 'loadClassifier options must be an object');

@@ -1,7 +1,7 @@
 // The page: picks, drops or snaps an image, shows it, and renders the worker's top-5 as bars.
 // The model URL comes from ?model= (default: the package's shipped model).
 const $ = (id) => document.getElementById(id);
-const model = new URLSearchParams(location.search).get('model') ?? '../../models/vim-fmnist.vimq';
+const model = new URLSearchParams(location.search).get('model') ?? '../../models/vim-fmnist.w8a8.vimq';
 const worker = new Worker(new URL(`./worker.js?model=${encodeURIComponent(new URL(model, location.href))}`, import.meta.url), { type: 'module' });
 
 let nextId = 0;
