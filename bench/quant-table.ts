@@ -187,8 +187,10 @@ async function main(): Promise<void> {
   const tiny = args['skip-tiny'] || !existsSync(path.join(TINY, 'manifest.json')) ? [] : await cached('tiny.json', tinyFidelity);
 
   // Best: highest top-1, ties broken by agreement with the fp32 model.
+  // Best: the most faithful to the fp32 model (top-1 agreement), ties broken by top-1. Top-1 alone would pick
+  // on differences of one or two test images, well inside its sampling noise (about ±0.25 points).
   const best = (bits: string) => cells.filter((c) => c.bits === bits).sort((a, b) =>
-    b.eval.top1 - a.eval.top1 || agreement(b.eval.predictions, fp32.predictions) - agreement(a.eval.predictions, fp32.predictions))[0];
+    agreement(b.eval.predictions, fp32.predictions) - agreement(a.eval.predictions, fp32.predictions) || b.eval.top1 - a.eval.top1)[0];
   for (const bits of ['w8a8', 'w4a8']) await copyFile(await cellFileOf(best(bits)), shipped(bits));
   const minutes = (performance.now() - started) / 60000;
   const test = await openDataset('fashion-mnist', 'test');
@@ -240,8 +242,11 @@ ${table.join('\n')}
 
 ${observations(fp32, cells, outliers, fp32Top1)}
 
-Best W8A8: **${best('w8a8').method}** (${pct(best('w8a8').eval.top1)}%), copied to \`${shipped('w8a8')}\`;
-best W4A8: **${best('w4a8').method}** (${pct(best('w4a8').eval.top1)}%), copied to \`${shipped('w4a8')}\`.
+Best (most agreement with the fp32 model's predictions, then top-1; top-1 differences of a few images are
+within the test split's sampling noise of about ±0.25 points): W8A8 **${best('w8a8').method}**
+(${pct(best('w8a8').eval.top1)}%, agreement ${pct(agreement(best('w8a8').eval.predictions, fp32.predictions))}%), copied to
+\`${shipped('w8a8')}\` (the default model of \`vimedge classify\`); W4A8 **${best('w4a8').method}**
+(${pct(best('w4a8').eval.top1)}%, agreement ${pct(agreement(best('w4a8').eval.predictions, fp32.predictions))}%), copied to \`${shipped('w4a8')}\`.
 
 ## Methods
 
