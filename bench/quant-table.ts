@@ -76,7 +76,8 @@ async function cached<T>(name: string, compute: () => Promise<T>): Promise<T> {
 }
 
 async function evaluate(file: string, limit = args.limit): Promise<EvalJson> {
-  return JSON.parse(await vimedge('eval', file, '--dataset', 'fashion-mnist', '--json', '--predictions',
+  // One thread per evaluation: the jobs already keep every core busy.
+  return JSON.parse(await vimedge('eval', file, '--dataset', 'fashion-mnist', '--json', '--predictions', '--threads', '1',
     ...(limit ? ['--limit', limit] : [])));
 }
 
