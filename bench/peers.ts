@@ -65,6 +65,7 @@ export interface PeerRow {
   images_per_s: number;
   cold_start_ms: number;
   note: string;
+  /** Threads asked for; 0 = the runtime's default pool (cpu_per_wall shows how many were busy). */
   threads: number;
   runs: number;
   model_bytes: number;
@@ -293,7 +294,7 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
         rows.push({
           id: name, name: 'PyTorch eager fp32 (1 thread)', median_ms: r.median_ms, p90_ms: r.p90_ms, images_per_s: r.images_per_s,
           cold_start_ms: r.cold_start_ms, min_ms: r.min_ms, threads: r.threads, runs: r.runs, model_bytes: r.model_bytes,
-          peak_rss_mb: r.peak_rss_mb, cpu_per_wall: NaN,
+          peak_rss_mb: r.peak_rss_mb, cpu_per_wall: r.cpu_per_wall,
           note: `torch ${r.torch} (Debian), ${blas}, training/vim_model.py CPU path; cold = load .pth + first forward ` +
             `(import torch ${(r.import_ms / 1e3).toFixed(1)} s not included)`,
         });
@@ -309,7 +310,7 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
       rows.push({
         id: name, name: `${spec.name}`, median_ms: median, p90_ms: percentile(times, 0.9), images_per_s: 1e3 / median,
         cold_start_ms: r.cold_start_ms, min_ms: times[0], runs, model_bytes: m.onnx_bytes, peak_rss_mb: r.peak_rss_mb,
-        threads: spec.threads === 'default' ? availableParallelism() : spec.threads, cpu_per_wall: r.cpu_per_wall,
+        threads: spec.threads === 'default' ? 0 : spec.threads, cpu_per_wall: r.cpu_per_wall,
         logits_rel_diff: rd.max_rel,
         note: `onnxruntime ${r.version}, ${spec.note}; CPU/wall ${r.cpu_per_wall.toFixed(2)}; logits rel diff ` +
           `${rd.max_rel.toExponential(1)}; ${m.export.nodes ?? '?'}-node ONNX`,

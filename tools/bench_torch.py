@@ -13,6 +13,7 @@ slower; the BLAS in use is reported.
   median_ms, p90_ms  over --runs timed forwards after --warmup untimed ones (the first forward counts as one);
                  percentile q = sorted[min(n - 1, floor(q n))], as src/cli/bench.ts
   peak_rss_mb    the process's peak resident memory (getrusage), torch's import included
+  cpu_per_wall   process CPU time / wall time over the timed runs (about the number of busy threads)
 Prints one JSON object.
 """
 import time
@@ -73,10 +74,12 @@ def main(argv=None) -> int:
         for _ in range(args.warmup - 1):
             model(x)
         times = []
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         for _ in range(args.runs):
             s = time.perf_counter()
             model(x)
             times.append((time.perf_counter() - s) * 1e3)
+        cpu_per_wall = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     times.sort()
     median = percentile(times, 0.5)
     result = {
@@ -93,6 +96,7 @@ def main(argv=None) -> int:
         'runs': args.runs,
         'warmup': args.warmup,
         'threads': torch.get_num_threads(),
+        'cpu_per_wall': cpu_per_wall,
         'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         'model_bytes': os.path.getsize(args.model),
         'config': pm.describe(cfg, model),
