@@ -12,7 +12,7 @@
 //   q8:    block q holds qw[4p + r, 4q + i] at byte 4r + i                       (k padded to 16)
 //   q4g64: block c holds qw[4p + r, 8c + i] in the low nibble and qw[4p + r, 8c + 4 + i] in the high
 //          nibble of byte 4r + i (two's complement)                                (k padded to 64)
-// so one int4 block unpacks (shl 4 + shr_s 4, shr_s 4) into two int8 blocks.
+// so one int4 block unpacks (XOR, AND, 16-bit shift: see gemm_s4) into two blocks of 4 x 4 codes.
 //
 // Register blocking (XNNPACK's 4x4c4 idea with the portable i32x4.dot_i16x8_s): a tile is 4 rows x one
 // panel of 4 outputs. Each weight block is sign-extended once and multiplied with 4 rows' activations, kept
@@ -147,19 +147,26 @@ function entry(table: usize, row: i32, g: i32, groups: i32): usize {
 /**
  * As gemm_s8 for a q4g64 weight: sw, wsum are [N, G] with G = q4_k_padded(k) / 64, and the epilogue sums
  * the groups in order: y = (sum_g f32(acc_g - zx * wsum[j, g]) * sw[j, g]) * sx[t] + bias[j].
- * Tiles of 2 rows (16 integer and 2 float accumulators would not fit in 16 vector registers at 4 rows).
- * scratch: m * G i32 of the caller's, used by the relaxed-SIMD build only (gemm_s4_relaxed).
+ * Both builds unpack the codes as code + 8 (0..15: one XOR per block, then an AND or a 16-bit shift; x86 has
+ * no 8-bit shifts, which V8 would emulate with several instructions) and take 8 * (the activations' sum over
+ * the group) back off the exact int32 sums: sum x * w = sum x * (w + 8) - 8 * sum x. scratch: m * G i32 of
+ * the caller's for those sums, computed once per call.
+ * Portable build: tiles of 2 rows (16 integer and 2 float accumulators would not fit in 16 vector registers
+ * at 4 rows); relaxed-SIMD build: gemm_s4_relaxed.
  */
 export function gemm_s4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, sw: usize, wsum: usize,
                         sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, scratch: usize): void {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    gemm_s4_relaxed(qx, ldq, m, k, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
-    return;
-  }
   const kp = q4_k_padded(k);
   const groups = kp / Q4_GROUP;
+  group_sums(qx, ldq, m, groups, scratch);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    gemm_s4_relaxed(qx, ldq, m, kp, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
+    return;
+  }
   const panelBytes = <usize>kp << 1;
   const ld = <usize>ldq;
+  const flip = i8x16.splat(-120);   // 0x88: each nibble's two's complement code -> code + 8
+  const low = i8x16.splat(15);
   for (let j = 0; j < n; j += 4) {
     const wp = w + <usize>(j >> 2) * panelBytes;
     let t = 0;
@@ -172,19 +179,19 @@ export function gemm_s4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, s
         let a0 = i32x4.splat(0), b0 = i32x4.splat(0), a1 = i32x4.splat(0), b1 = i32x4.splat(0);
         const k0 = g * Q4_GROUP;
         for (let kk = k0; kk < k0 + Q4_GROUP; kk += 8) {
-          const packed = v128.load(wp + (<usize>kk << 1));        // block kk / 8: 16 bytes
-          const first = i8x16.shr_s(i8x16.shl(packed, 4), 4);      // inputs kk..kk+3
-          const second = i8x16.shr_s(packed, 4);                     // inputs kk+4..kk+7
-          const fl = i16x8.extend_low_i8x16_s(first), fh = i16x8.extend_high_i8x16_s(first);
-          const sl = i16x8.extend_low_i8x16_s(second), sh = i16x8.extend_high_i8x16_s(second);
+          const u = v128.xor(v128.load(wp + (<usize>kk << 1)), flip);     // block kk / 8: 16 bytes
+          const first = v128.and(u, low);                                 // inputs kk..kk+3, + 8
+          const second = v128.and(i16x8.shr_u(u, 4), low);                 // inputs kk+4..kk+7, + 8
+          const fl = i16x8.extend_low_i8x16_u(first), fh = i16x8.extend_high_i8x16_u(first);
+          const sl = i16x8.extend_low_i8x16_u(second), sh = i16x8.extend_high_i8x16_u(second);
           const p0 = x0 + <usize>kk, p1 = x1 + <usize>kk;
           const u0 = load_x4(p0), v0 = load_x4(p0 + 4), u1 = load_x4(p1), v1 = load_x4(p1 + 4);
           a0 = dot(dot(a0, fl, u0), sl, v0); b0 = dot(dot(b0, fh, u0), sh, v0);
           a1 = dot(dot(a1, fl, u1), sl, v1); b1 = dot(dot(b1, fh, u1), sh, v1);
         }
         const sw4 = column4(sw, j, n, g, groups), wsum4 = column4(wsum, j, n, g, groups);
-        y0 = f32x4.add(y0, dequantize(fold_pairs(a0, b0), z0, wsum4, sw4));
-        y1 = f32x4.add(y1, dequantize(fold_pairs(a1, b1), z1, wsum4, sw4));
+        y0 = f32x4.add(y0, dequantize(unoffset(fold_pairs(a0, b0), scratch, t, g, groups), z0, wsum4, sw4));
+        if (two) y1 = f32x4.add(y1, dequantize(unoffset(fold_pairs(a1, b1), scratch, t + 1, g, groups), z1, wsum4, sw4));
       }
       store_row(c, ldc, t, j, n, y0, sx, bias);
       if (two) store_row(c, ldc, t + 1, j, n, y1, sx, bias);
@@ -192,24 +199,11 @@ export function gemm_s4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, s
   }
 }
 
-/**
- * gemm_s4 in the relaxed-SIMD build (assembly is compiled twice, build/vimedge.relaxed.wasm): the int4 codes
- * plus 8 (0..15, one XOR per block) are the unsigned 7-bit operand of i32x4.relaxed_dot_i8x16_i7x16_add_s,
- * the raw int8 activations the signed one, so every product is exact on every implementation of the
- * instruction (x86's pmaddubsw saturates only beyond 2 * 127 * 128). Each lane sums 4 products into one
- * output: no extension, no pair folding. The offset is removed per group with the activations' group sums
- * (scratch [m, G], computed once per call): sum x * w = sum x * (w + 8) - 8 * sum x, the same int32 as
- * the portable path, so the same floats follow.
- */
-function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, sw: usize, wsum: usize,
-                         sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, scratch: usize): void {
-  const kp = q4_k_padded(k);
-  const groups = kp / Q4_GROUP;
-  const panelBytes = <usize>kp << 1;
-  const ld = <usize>ldq;
+/** scratch[t, g] = sum of row t's int8 activations over group g (64 inputs), for m rows. */
+function group_sums(qx: usize, ldq: i32, m: i32, groups: i32, scratch: usize): void {
   for (let t = 0; t < m; t++) {
     for (let g = 0; g < groups; g++) {
-      const p = qx + <usize>t * ld + <usize>(g * Q4_GROUP);
+      const p = qx + <usize>t * <usize>ldq + <usize>(g * Q4_GROUP);
       let s = i32x4.splat(0);
       for (let i = 0; i < Q4_GROUP; i += 16) {
         s = i32x4.add(s, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(v128.load(p + <usize>i))));
@@ -218,7 +212,21 @@ function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, 
         i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
     }
   }
-  const flip = i8x16.splat(-120);   // 0x88: each nibble's two's complement code -> code + 8
+}
+
+/**
+ * gemm_s4 in the relaxed-SIMD build (assembly is compiled twice, build/vimedge.relaxed.wasm): the offset
+ * codes (0..15) are the unsigned 7-bit operand of i32x4.relaxed_dot_i8x16_i7x16_add_s, the raw int8
+ * activations the signed one, so every product is exact on every implementation of the instruction (x86's
+ * pmaddubsw saturates only beyond 2 * 127 * 128). Each lane sums 4 products into one output: no extension,
+ * no pair folding; tiles of 4 rows. The same int32 as the portable path, so the same floats follow.
+ */
+function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, kp: i32, w: usize, n: i32, sw: usize, wsum: usize,
+                         sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, sums: usize): void {
+  const groups = kp / Q4_GROUP;
+  const panelBytes = <usize>kp << 1;
+  const ld = <usize>ldq;
+  const flip = i8x16.splat(-120);
   const low = i8x16.splat(15);
   for (let j = 0; j < n; j += 4) {
     const wp = w + <usize>(j >> 2) * panelBytes;
@@ -233,7 +241,7 @@ function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, 
         const k0 = g * Q4_GROUP;
         for (let kk = k0; kk < k0 + Q4_GROUP; kk += 8) {
           const u = v128.xor(v128.load(wp + (<usize>kk << 1)), flip);
-          const first = v128.and(u, low), second = i8x16.shr_u(u, 4);
+          const first = v128.and(u, low), second = v128.and(i16x8.shr_u(u, 4), low);
           const o = <usize>kk;
           a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x0 + o), first, a0);
           a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x0 + o + 4), second, a0);
@@ -245,10 +253,10 @@ function gemm_s4_relaxed(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, 
           a3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x3 + o + 4), second, a3);
         }
         const sw4 = column4(sw, j, n, g, groups), wsum4 = column4(wsum, j, n, g, groups);
-        y0 = f32x4.add(y0, dequantize(unoffset(a0, scratch, t, g, groups), zero_at(zx, t), wsum4, sw4));
-        if (rows > 1) y1 = f32x4.add(y1, dequantize(unoffset(a1, scratch, t + 1, g, groups), zero_at(zx, t + 1), wsum4, sw4));
-        if (rows > 2) y2 = f32x4.add(y2, dequantize(unoffset(a2, scratch, t + 2, g, groups), zero_at(zx, t + 2), wsum4, sw4));
-        if (rows > 3) y3 = f32x4.add(y3, dequantize(unoffset(a3, scratch, t + 3, g, groups), zero_at(zx, t + 3), wsum4, sw4));
+        y0 = f32x4.add(y0, dequantize(unoffset(a0, sums, t, g, groups), zero_at(zx, t), wsum4, sw4));
+        if (rows > 1) y1 = f32x4.add(y1, dequantize(unoffset(a1, sums, t + 1, g, groups), zero_at(zx, t + 1), wsum4, sw4));
+        if (rows > 2) y2 = f32x4.add(y2, dequantize(unoffset(a2, sums, t + 2, g, groups), zero_at(zx, t + 2), wsum4, sw4));
+        if (rows > 3) y3 = f32x4.add(y3, dequantize(unoffset(a3, sums, t + 3, g, groups), zero_at(zx, t + 3), wsum4, sw4));
       }
       store_row(c, ldc, t, j, n, y0, sx, bias);
       if (rows > 1) store_row(c, ldc, t + 1, j, n, y1, sx, bias);
