@@ -75,4 +75,14 @@ test('bad input: empty folder, too few images, test split, unknown method, alrea
   assert.equal(readdirSync(tmp).filter((f) => f.includes('.partial-')), [], 'temporary files left');
 });
 
+test('an output folder that does not exist, or a folder as output, is refused before any work', () => {
+  const missing = path.join(tmp, 'no-such-folder', 'q.vimq');
+  for (const [verb, extra] of [['quantize', []], ['convert', []], ['outliers', []]] as const) {
+    const r = vimedge(verb, 'test/fixtures/small/small-gray/model.pth', ...extra, '-o', missing);
+    refused(r, /--output .*q\.vimq: the folder .*no-such-folder does not exist/);
+  }
+  refused(vimedge('convert', 'test/fixtures/small/small-gray/model.pth', '-o', tmp), /is a folder, not a file/);
+  refused(vimedge('eval', 'test/fixtures/small/small-gray/model.pth', '--dataset', 'fashion-mnist', '--plot', missing), /--plot .* does not exist/);
+});
+
 test.run();

@@ -1,5 +1,7 @@
 /** Parsers for CLI option values, each failing with a message that names the flag. */
 import { availableParallelism } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
 
 export function positiveInt(flag: string) {
@@ -22,4 +24,14 @@ export function numberList(flag: string) {
 export function threadsOption(): Option {
   return new Option('--threads <n>', 'threads per image (default: available cores)').argParser(positiveInt('--threads'))
     .default(availableParallelism(), 'available cores');
+}
+
+/** An output file whose folder exists: checked when the options are read, before minutes of work. */
+export function outputFile(flag: string) {
+  return (value: string): string => {
+    const folder = path.dirname(path.resolve(value));
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InvalidArgumentError(`${flag} ${value}: the folder ${folder} does not exist`);
+    if (existsSync(value) && statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a folder, not a file`);
+    return value;
+  };
 }

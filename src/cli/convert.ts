@@ -3,13 +3,13 @@ import { Command, Option } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readLabels } from '../model/labels.js';
 import { writeFileAtomic } from './output.js';
-import { numberList, positiveInt } from './args.js';
+import { numberList, outputFile, positiveInt } from './args.js';
 
 export function convertCommand(): Command {
   return new Command('convert')
     .description('convert a PyTorch checkpoint (.pth or .safetensors) to a .vimq model file')
     .argument('<checkpoint>', '.pth (torch.save) or .safetensors file')
-    .requiredOption('-o, --output <file>', 'the .vimq file to write')
+    .requiredOption('-o, --output <file>', 'the .vimq file to write', outputFile('--output'))
     .option('--labels <file>', 'class names, one per line, in class-index order')
     .option('--mean <a,b,c>', 'normalisation mean per channel (default: ImageNet)', numberList('--mean'))
     .option('--std <a,b,c>', 'normalisation std per channel (default: ImageNet)', numberList('--std'))

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { defaultModelPath } from '../hosts/node.js';
 import { writeFileAtomic } from './output.js';
-import { positiveInt, threadsOption } from './args.js';
+import { outputFile, positiveInt, threadsOption } from './args.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -12,7 +12,7 @@ export function evalCommand(): Command {
     .addOption(new Option('--split <split>', 'fashion-mnist split').choices(['test', 'train']).default('test'))
     .option('--limit <n>', 'evaluate the first n images only', positiveInt('--limit'))
     .option('--json', 'print one JSON object')
-    .option('--plot <file>', 'write the confusion matrix as a PNG')
+    .option('--plot <file>', 'write the confusion matrix as a PNG', outputFile('--plot'))
     .option('--predictions', 'include the top-1 prediction of every image (with --json)')
     .addOption(threadsOption())
     .action(async (file: string, opts) => {

@@ -4,13 +4,13 @@ import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
 import { METHOD_NAMES } from '../quant/recipe.js';
 import { writeFileAtomic } from './output.js';
-import { positiveInt } from './args.js';
+import { outputFile, positiveInt } from './args.js';
 
 export function outliersCommand(): Command {
   return new Command('outliers')
     .description("draw max |x| per channel and per token at every quantized site, before and after a method's transforms")
     .argument('<model>', 'fp32 .vimq, .pth or .safetensors file')
-    .requiredOption('-o, --output <file>', 'the PNG to write')
+    .requiredOption('-o, --output <file>', 'the PNG to write', outputFile('--output'))
     .option('--method <name>', `the transforms to show: ${METHOD_NAMES.join(' | ')}`, 'mambaquant')
     .option('--calib <set>', "images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
     .option('--calib-size <n>', 'images (a seeded sample)', positiveInt('--calib-size'), 64)

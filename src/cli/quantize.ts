@@ -5,7 +5,7 @@ import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
 import { BIT_WIDTHS, METHOD_NAMES } from '../quant/recipe.js';
 import { writeFileAtomic } from './output.js';
-import { positiveInt } from './args.js';
+import { outputFile, positiveInt } from './args.js';
 import { fail } from '../errors.js';
 
 /** Bit widths without kernels of their own, run as narrower codes on the int8 kernels. */
@@ -15,7 +15,7 @@ export function quantizeCommand(): Command {
   return new Command('quantize')
     .description('quantize an fp32 model (W8A8 / W4A8 on the integer kernels; W6A6 / W4A4 simulated)')
     .argument('<model>', 'fp32 .vimq, .pth or .safetensors file')
-    .requiredOption('-o, --output <file>', 'the quantized .vimq file to write')
+    .requiredOption('-o, --output <file>', 'the quantized .vimq file to write', outputFile('--output'))
     .option('--method <name>', `${METHOD_NAMES.join(' | ')}`, 'mambaquant')
     .addOption(new Option('--bits <width>', 'weight and activation bits').choices([...BIT_WIDTHS]).default('w8a8'))
     .option('--calib <set>', "calibration images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
