@@ -251,7 +251,7 @@ within the test split's sampling noise of about ±0.25 points): W8A8 **${best('w
 
 ## Methods
 
-| method | what it does (docs: /work/shared/spec/quantization-methods.md) | online cost |
+| method | what it does | online cost |
 |---|---|---|
 ${ROWS.map((r) => `| ${r.name} | ${r.summary} | ${r.cost} |`).join('\n')}
 
