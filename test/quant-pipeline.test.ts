@@ -8,6 +8,7 @@
 // errors of order 1 and random top-1s.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejectsWith } from './helpers/rejects.js';
 import { relErr } from './helpers/kernels.js';
 import { argmax, calibrationSet, inputs, fixtureModel } from './helpers/quant.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
@@ -15,7 +16,6 @@ import { loadModel, type ModelMetadata } from '../src/model/model-file.js';
 import { readVimq } from '../src/formats/vimq.js';
 import { instantiateFloat, readFloatModel } from '../src/quant/float-model.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
-import { VimedgeError } from '../src/errors.js';
 
 async function quantized(options: Partial<QuantizeOptions>) {
   const wasm = await readKernelWasm();
@@ -96,22 +96,11 @@ test('a seed gives the same bytes; another seed other Hadamard signs', async () 
   assert.not.equal(a.result.file, c.result.file);
 });
 
-async function refused(run: () => Promise<unknown>, pattern: RegExp) {
-  try {
-    await run();
-  } catch (e) {
-    assert.instance(e, VimedgeError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`accepted; expected ${pattern}`);
-}
-
 test('bad requests: unknown method or bit width, an already-quantized model', async () => {
-  await refused(() => quantized({ method: 'gptq' }), /unknown quantization method 'gptq'.*mambaquant/);
-  await refused(() => quantized({ bits: 'w2a2' }), /unknown bit width 'w2a2'/);
+  await rejectsWith(() => quantized({ method: 'gptq' }), /unknown quantization method 'gptq'.*mambaquant/);
+  await rejectsWith(() => quantized({ bits: 'w2a2' }), /unknown bit width 'w2a2'/);
   const { result } = await quantized({});
-  await refused(() => readFloatModel(result.file, 'q.vimq'), /q\.vimq is already quantized \(rtn w8a8\)/);
+  await rejectsWith(() => readFloatModel(result.file, 'q.vimq'), /q\.vimq is already quantized \(rtn w8a8\)/);
   const { metadata, data } = await readVimq<ModelMetadata>(result.file, 'q.vimq');
   assert.ok(data.length > 0 && metadata.tensors.some((t) => t.dtype === 'i8'));
 });

@@ -5,6 +5,7 @@
 // tolerance: every row runs the same kernel code whatever thread computes it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejectsWith } from './helpers/rejects.js';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { calibrationSet, inputs, fixtureModel, fixtureVimq } from './helpers/quant.js';
@@ -13,7 +14,7 @@ import { convertCheckpoint, loadModel } from '../src/model/model-file.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 import { createNodeThreads } from '../src/hosts/node-threads.js';
 import { rowRange } from '../src/model/parallel.js';
-import { loadClassifier, VimedgeError } from '../src/index.js';
+import { loadClassifier } from '../src/index.js';
 import { webHost } from '../src/hosts/web.js';
 
 async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Promise<void> {
@@ -89,23 +90,12 @@ test('public API: { threads: 2 } gives the same scores; bad counts and threads w
     two.dispose();
   }
   for (const threads of [0, 1.5, -2, 257, Number.NaN]) {
-    await refused(() => loadClassifier(file, { threads }), /threads must be an integer from 1 to 256/);
+    await rejectsWith(() => loadClassifier(file, { threads }), /threads must be an integer from 1 to 256/);
   }
   const wasm = await readKernelWasm();
-  await refused(() => loadClassifier(file, { threads: 2, wasm }), /leave out wasm/);
+  await rejectsWith(() => loadClassifier(file, { threads: 2, wasm }), /leave out wasm/);
   const web = webHost({ wasm: () => wasm, jpeg: () => wasm, png: () => wasm });
-  await refused(() => web(file, { threads: 2 }), /available on Node only/);
+  await rejectsWith(() => web(file, { threads: 2 }), /available on Node only/);
 });
-
-async function refused(run: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await run();
-  } catch (e) {
-    assert.instance(e, VimedgeError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`accepted; expected ${pattern}`);
-}
 
 test.run();

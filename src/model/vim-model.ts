@@ -100,6 +100,8 @@ export class VimModel {
   private readonly qmin: number;
   private readonly qmax: number;
   private readonly pool: ThreadPool | undefined;
+  /** One call list and its recorder per thread, made once: a parallel step only empties and refills them. */
+  private readonly lanes: { calls: KernelCall[]; k: Kernels }[];
 
   constructor(config: VimConfig, kernels: Kernels, tensors: TensorEntry[], data: Uint8Array, options: ModelOptions = {}) {
     checkSupported(config);
@@ -112,6 +114,10 @@ export class VimModel {
     const bits = options.activationBits ?? 8;
     if (!Number.isInteger(bits) || bits < 2 || bits > 8) fail('BAD_MODEL_FILE', `activation bits ${bits} not in 2..8`);
     this.pool = options.pool;
+    this.lanes = Array.from({ length: this.pool?.threads ?? 0 }, () => {
+      const calls: KernelCall[] = [];
+      return { calls, k: recorder(kernels, calls) };
+    });
     this.qmin = -(2 ** (bits - 1));
     this.qmax = 2 ** (bits - 1) - 1;
     this.linears = new Map(quantizableLinears(config).map((l) => {
@@ -209,13 +215,12 @@ export class VimModel {
       step(this.k, 0, rows);
       return;
     }
-    const lists = Array.from({ length: pool.threads }, (_, i) => {
-      const calls: KernelCall[] = [];
+    this.lanes.forEach((lane, i) => {
+      lane.calls.length = 0;
       const [r0, r1] = rowRange(rows, pool.threads, i);
-      if (r1 > r0) step(recorder(this.k, calls), r0, r1);
-      return calls;
+      if (r1 > r0) step(lane.k, r0, r1);
     });
-    pool.run(lists);
+    pool.run(this.lanes.map((lane) => lane.calls));
   }
 
   /** §2.3 both directions: one after the other, or side by side on two threads. */
@@ -226,10 +231,12 @@ export class VimModel {
       this.branch(this.k, p, '_b', s.yb, true, s.branches[0], tap);
       return;
     }
-    const forward: KernelCall[] = [], backward: KernelCall[] = [];
-    this.branch(recorder(this.k, forward), p, '', s.yf, false, s.branches[0]);
-    this.branch(recorder(this.k, backward), p, '_b', s.yb, true, s.branches[1]);
-    this.pool.run([forward, backward]);
+    const [forward, backward] = this.lanes;
+    forward.calls.length = 0;
+    backward.calls.length = 0;
+    this.branch(forward.k, p, '', s.yf, false, s.branches[0]);
+    this.branch(backward.k, p, '_b', s.yb, true, s.branches[1]);
+    this.pool.run([forward.calls, backward.calls]);
   }
 
   /** One direction of §2.3 Branch: conv + SiLU, x_proj, dt_proj + softplus, selective scan. */

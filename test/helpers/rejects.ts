@@ -13,3 +13,15 @@ export function rejects(run: () => unknown, code: ErrorCode, ...fragments: strin
   }
   return assert.unreachable(`expected VimedgeError ${code}`) as never;
 }
+
+/** Asserts that an async call rejects with the project's own error, its message matching the pattern. */
+export async function rejectsWith(run: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    assert.instance(e, VimedgeError);
+    assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`accepted; expected ${pattern}`);
+}
