@@ -259,6 +259,7 @@ Shared by all: weights symmetric per output channel (int8; 4-bit: per group of 6
 activations static per tensor with a zero point (\`--activations token\` for PTQ4VM's per-token static ranges,
 \`dynamic\` for per-token dynamic ones), round half to even everywhere, patch embedding, head, conv, scan and
 gates in fp32.
+How each method and quantizer works, as implemented: [QUANT-METHODS.md](QUANT-METHODS.md).
 
 ## Where the outliers are (shipped model)
 
