@@ -51,7 +51,7 @@ export interface Observer {
   linearInput?(site: QuantizableLinear, values: Float32Array): void;
   /** §2.3: in_proj's output, the branch input x and the gate input z [L, E] each. */
   mixerInput?(layer: number, x: Float32Array, z: Float32Array): void;
-  /** §2.3: one direction of the branch. */
+  /** §2.3: one direction of the branch: conv output, SSM parameters and scan output. */
   branch?(layer: number, direction: Direction['name'], values: BranchValues): void;
   /** §2.2: the mixer output h of block `layer` [L, D]. */
   mixerOutput?(layer: number, values: Float32Array): void;
@@ -82,8 +82,8 @@ interface InputTransform {
 
 /**
  * One Linear of the mixer, resolved at load: rows of out[L, n] = x[L, k] @ Wᵀ + bias on the kernels its
- * weight's layout names. Tensors are byte offsets, 0 = absent. A Linear with input transforms takes an
- * OwnedInput (the type says so, and linearOp checks it), as it overwrites that input.
+ * weight's layout names. Tensors are byte offsets, 0 = absent. A Linear with input transforms overwrites its
+ * input, so it takes an OwnedInput: the type says so, and resolveWeights checks it against the run state.
  */
 type LinearOp = {
   site: QuantizableLinear;
@@ -120,6 +120,7 @@ interface Layer {
   outProj: LinearOp;  // gated branch sum -> h
 }
 
+/** Every tensor the forward pass reads, as records of byte offsets (a Linear also names its buffers). */
 interface Weights {
   patchEmbed: Dense;
   clsToken: number;   // [D]
