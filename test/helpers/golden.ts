@@ -1,4 +1,5 @@
-// Reads the PyTorch-reference fixtures written by tools/make_golden_fixtures.py (format: tools/README.md).
+// Reads the PyTorch-reference fixtures written by tools/make_golden_fixtures.py (format: tools/README.md), and
+// observes the runtime under the names the fixtures give their dumps.
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Observer } from '../../src/model/vim-model.js';
