@@ -41,7 +41,9 @@ async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Pro
           const observed = round === 1 && i === 0 ? dumpObserver() : undefined;
           identical(model.forward(x, observed?.observer), want[i], `${count} threads, input ${i}, logits`);
           for (const [name, values] of observed ? seen.dumps : []) {
-            identical(observed!.dumps.get(name) ?? assert.unreachable(`${name} not observed`), values, `${count} threads, ${name}`);
+            const got = observed!.dumps.get(name);
+            assert.ok(got, `${count} threads: ${name} not observed`);
+            identical(got!, values, `${count} threads, ${name}`);
           }
         });
       }
