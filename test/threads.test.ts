@@ -2,10 +2,12 @@
 // bit-identical to the single-threaded run, for fp32, W8A8 with the online Hadamard (mambaquant), W8A8
 // with per-token and dynamic activation ranges, and W4A8, at 2 and 3 threads, on the real-shape Vim-Tiny
 // (197 rows: the row split is uneven and not a multiple of 4) and on the small fixture. Identity, not a
-// tolerance: every row runs the same kernel code whatever thread computes it.
+// tolerance: every row runs the same kernel code whatever thread computes it. An Observer sees the same
+// activations at every thread count, and observing leaves the logits bit-identical.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejectsWith } from './helpers/rejects.js';
+import { dumpObserver } from './helpers/golden.js';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { calibrationSet, inputs, fixtureModel, fixtureVimq } from './helpers/quant.js';
@@ -17,19 +19,31 @@ import { rowRange } from '../src/model/parallel.js';
 import { loadClassifier } from '../src/index.js';
 import { webHost } from '../src/hosts/web.js';
 
+function identical(got: Float32Array, want: Float32Array, what: string): void {
+  assert.is(got.length, want.length, what);
+  for (let j = 0; j < got.length; j++) {
+    if (got[j] !== want[j]) assert.unreachable(`${what} [${j}]: ${got[j]} != ${want[j]}`);
+  }
+}
+
 async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Promise<void> {
   const wasm = await readKernelWasm();
   const single = (await loadModel(file, 'm.vimq', wasm)).model;
   const want = xs.map((x) => single.forward(x));
+  const seen = dumpObserver();
+  single.forward(xs[0], seen.observer);
   for (const count of [2, 3]) {
     const threads = await createNodeThreads(count);
     try {
       const model = (await loadModel(file, 'm.vimq', wasm, {}, threads)).model;
-      for (let round = 0; round < 2; round++) {   // twice: the second reuses the planned buffers
+      for (let round = 0; round < 2; round++) {   // twice: the second reuses the planned buffers, and observes
         xs.forEach((x, i) => {
-          const got = model.forward(x);
-          for (let j = 0; j < got.length; j++) {
-            if (got[j] !== want[i][j]) assert.unreachable(`${count} threads, input ${i}, logit ${j}: ${got[j]} != ${want[i][j]}`);
+          const observed = round === 1 && i === 0 ? dumpObserver() : undefined;
+          identical(model.forward(x, observed?.observer), want[i], `${count} threads, input ${i}, logits`);
+          for (const [name, values] of observed ? seen.dumps : []) {
+            const got = observed!.dumps.get(name);
+            assert.ok(got, `${count} threads: ${name} not observed`);
+            identical(got!, values, `${count} threads, ${name}`);
           }
         });
       }

@@ -8,6 +8,7 @@
 import { fail } from '../errors.js';
 import type { VimConfig } from './config.js';
 import type { ModelMetadata } from './model-file.js';
+import { runStateBytes } from './run-state.js';
 
 /** wasm32 addresses 4 GiB; a model whose weights and activations need more cannot run on any host. */
 const WASM32_BYTES = 2 ** 32;
@@ -55,8 +56,8 @@ function checkGeometry(c: VimConfig, bad: (why: string) => never): void {
 /**
  * Every dimension appears in a stored tensor, and no tensor is stored in less than a byte per element (int4
  * panels pad to whole bytes per pair), so each of these products is at most the data section's size. This
- * bounds every loop and buffer the config drives before the tensor table is matched against it; the
- * activations are then bounded by wasm32's address space.
+ * bounds every loop and buffer the config drives before the tensor table is matched against it; the weights
+ * and the run state the loader will plan for them are then bounded by wasm32's address space.
  */
 function checkBackedByData(c: VimConfig, tensorCount: number, dataBytes: number, bad: (why: string) => never): void {
   if (c.depth > tensorCount) bad(`config depth ${c.depth} exceeds the ${tensorCount} stored tensors`);
@@ -72,12 +73,8 @@ function checkBackedByData(c: VimConfig, tensorCount: number, dataBytes: number,
   for (const [what, elements] of products) {
     if (elements / 2 > dataBytes) bad(`config needs ${what} = ${elements} weights, more than the ${dataBytes}-byte data section holds`);
   }
-  const M = c.gridSize * c.gridSize;
-  const activationFloats = c.channels * c.imageSize * c.imageSize + M * c.channels * c.patchSize * c.patchSize
-    + M * D + 3 * L * D + 2 * L * E + 4 * L * E + L * (R + 2 * N) + D + c.numClasses + L * Math.max(D, E, R);
-  if (dataBytes + 4 * activationFloats > WASM32_BYTES) {
-    bad(`config needs ${((dataBytes + 4 * activationFloats) / 2 ** 30).toFixed(1)} GiB of WebAssembly memory; wasm32 has 4 GiB`);
-  }
+  const bytes = dataBytes + runStateBytes(c);
+  if (bytes > WASM32_BYTES) bad(`config needs ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly memory; wasm32 has 4 GiB`);
 }
 
 function checkLabels(labels: unknown, numClasses: number, bad: (why: string) => never): void {

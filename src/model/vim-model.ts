@@ -1,74 +1,65 @@
 /**
- * A loaded Vim classifier: weights copied into the kernels' memory once, every activation buffer planned
- * once (no allocation per image), and forward() walking spec §2 step by step. The Linear layers of the mixer
- * run on whatever their weight's stored layout says: gemm_f32 for 'kn8', or quantize_s8 + gemm_s8 / gemm_s4
- * for the int8 / int4 layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each
- * layer is three parallel steps: norm + in_proj split by rows, the two scan branches side by side, gate +
- * out_proj split by rows.
+ * A loaded Vim classifier: weights copied into the kernels' memory once and resolved to per-layer records of
+ * byte offsets, every activation buffer planned once (run-state.ts, no allocation per image), and forward()
+ * walking docs/MODEL.md §2 step by step. The Linear layers of the mixer run on whatever their weight's stored
+ * layout says: gemm_f32 for 'kn8', or quantize_s8 + gemm_s8 / gemm_s4 for the int8 / int4 layouts of a
+ * quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is three parallel steps:
+ * norm + in_proj split by rows, the two scan branches side by side, gate + out_proj split by rows. An Observer
+ * sees the activations between those steps, so observing runs the very same kernel calls.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
-import { checkTensorsMatch, planOf, quantizableLinears, Q4_GROUP, type QuantizableLinear, type WeightLayout }
-  from './runtime-tensors.js';
+import { checkTensorsMatch, planOf, quantizableLinears, Q4_GROUP, type QuantizableLinear, type TensorPlan,
+  type WeightLayout } from './runtime-tensors.js';
+import { planRunState, type BranchBuffers, type LinearScratch, type OwnedInput, type Rows, type RunState }
+  from './run-state.js';
 import { alignUp, BLOB_ALIGN, type TensorEntry } from '../formats/vimq.js';
 import { fail } from '../errors.js';
 import { recorder, rowRange, type KernelCall, type ThreadPool } from './parallel.js';
 
-/** Scratch of one mixer branch (two sets, so that the branches can run at the same time). */
-interface BranchState {
-  u: number;        // [L, E] conv + SiLU output
-  xd: number;       // [L, R + 2N] x_proj output: dt | B | C
-  delta: number;    // [L, E]
-  q: number;        // int8 [L, kp] quantized input of the Linear being run (kp: its K padded to 64)
-  rowScale: number; // [L] f32 scale of each row of q
-  rowZero: number;  // [L] i32 zero point of each row of q
-  rotation: number; // 48 floats of hadamard_rows_f32's scratch
-  groupSums: number; // i32 [L, kp / 64]: gemm_s4's activation sums per group (relaxed-SIMD build)
+/** §2.3: the branch's two directions, one routine with each its own weights (`_b`) and token order. */
+export interface Direction {
+  name: 'forward' | 'backward';
+  suffix: '' | '_b';
+  reverse: 0 | 1;   // 1: conv taps mirrored and scan from token L-1 down to 0
 }
+const DIRECTIONS: readonly [Direction, Direction] =
+  [{ name: 'forward', suffix: '', reverse: 0 }, { name: 'backward', suffix: '_b', reverse: 1 }];
 
-/** Byte offsets of the activation buffers (the run state), shapes in spec notation. */
-interface RunState {
-  img: number;      // [C, H, W] normalised input
-  patches: number;  // [M, C*P*P] im2col rows
-  embed: number;    // [M, D] patch embeddings
-  resid: number;    // [L, D] residual stream (fp32)
-  normed: number;   // [L, D] RMSNorm output
-  h: number;        // [L, D] mixer output
-  xz: number;       // [L, 2E] in_proj output: x | z
-  yf: number;       // [L, E] forward branch output, then the gated combination
-  yb: number;       // [L, E] backward branch output
-  cls: number;      // [D] final-normed class token
-  logits: number;   // [numClasses]
-  branches: [BranchState, BranchState];   // [0] also serves in_proj and out_proj
-  end: number;
-}
-
-function planRunState(cfg: VimConfig, start: number): RunState {
-  const { embedDim: D, innerDim: E, dState: N, dtRank: R, numTokens: L } = cfg;
-  const M = cfg.gridSize * cfg.gridSize;
-  let at = start;
-  const take = (floats: number) => {
-    const here = at;
-    at = alignUp(at + floats * 4, BLOB_ALIGN);
-    return here;
-  };
-  const img = take(cfg.channels * cfg.imageSize * cfg.imageSize), patches = take(M * cfg.channels * cfg.patchSize * cfg.patchSize);
-  const embed = take(M * D), resid = take(L * D), normed = take(L * D), h = take(L * D), xz = take(L * 2 * E);
-  const yf = take(L * E), yb = take(L * E), cls = take(D), logits = take(cfg.numClasses);
-  const branch = (): BranchState => ({
-    u: take(L * E), xd: take(L * (R + 2 * N)), delta: take(L * E),
-    q: take(L * alignUp(Math.max(D, E, R), Q4_GROUP) / 4), rowScale: take(L), rowZero: take(L), rotation: take(48),
-    groupSums: take(L * alignUp(Math.max(D, E, R), Q4_GROUP) / Q4_GROUP),
-  });
-  const branches: [BranchState, BranchState] = [branch(), branch()];
-  return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, end: at };
+/** One direction's values after the branch step (§2.3), each in original token order. */
+export interface BranchValues {
+  u: Float32Array;      // [L, E] conv + SiLU output
+  delta: Float32Array;  // [L, E] softplus(dt_proj(dt))
+  B: Float32Array;      // [L, N]
+  C: Float32Array;      // [L, N]
+  y: Float32Array;      // [L, E] scan output, D skip included
 }
 
 /**
- * Observes intermediate activations: tests compare them with the PyTorch reference, and calibration reads
- * `<linear>.input` ([L, K], what the Linear's quantizer sees). The values are only valid during the call.
+ * Sees the activations of a forward pass at named points, each called between the kernel steps, after the
+ * step that produced it: the same kernels run in the same order on the same threads whatever is observed.
+ * Values are only valid during the call (views into the model's memory, or copies of strided rows).
  */
-export type Tap = (name: string, values: Float32Array) => void;
+export interface Observer {
+  /** §2.1 step 2: patch embeddings [M, D], row-major over the grid. */
+  patchEmbed?(values: Float32Array): void;
+  /** §2.1 step 3: tokens with the class token at row c and the positions added [L, D]. */
+  tokens?(values: Float32Array): void;
+  /** §2.2: the residual stream entering block `layer` [L, D]. */
+  residual?(layer: number, values: Float32Array): void;
+  /** The input of a quantizable Linear as its quantizer sees it, after its transforms [L, k]. */
+  linearInput?(site: QuantizableLinear, values: Float32Array): void;
+  /** §2.3: in_proj's output, the branch input x and the gate input z [L, E] each. */
+  mixerInput?(layer: number, x: Float32Array, z: Float32Array): void;
+  /** §2.3: one direction of the branch: conv output, SSM parameters and scan output. */
+  branch?(layer: number, direction: Direction['name'], values: BranchValues): void;
+  /** §2.2: the mixer output h of block `layer` [L, D]. */
+  mixerOutput?(layer: number, values: Float32Array): void;
+  /** §2.1 step 5: the residual after the last block's add, norm_f's input [L, D]. */
+  finalResidual?(values: Float32Array): void;
+  /** §2.1 step 6: norm_f of the class token [D], the head's input. */
+  classToken?(values: Float32Array): void;
+}
 
 export interface ModelOptions {
   /** Bit width of the activation quantizers of a quantized file (8; 6 or 4 simulate narrower ones). */
@@ -77,8 +68,25 @@ export interface ModelOptions {
   pool?: ThreadPool;
 }
 
-/** Byte offsets of one Linear's tensors (0 = absent) and how it runs. */
-interface LinearOp extends QuantizableLinear {
+/** An fp32 GEMM's stored weight ('kn8') and bias, byte offsets. */
+interface Dense {
+  weight: number;
+  bias: number;
+}
+
+/** Input transforms of a Linear, run in place on its input before it (byte offsets, 0 = absent). */
+interface InputTransform {
+  shift: number;   // OS+ channel shift [k]
+  signs: number;   // online Hadamard signs [k]: x <- (x ⊙ signs)·H/√k
+}
+
+/**
+ * One Linear of the mixer, resolved at load: rows of out[L, n] = x[L, k] @ Wᵀ + bias on the kernels its
+ * weight's layout names. Tensors are byte offsets, 0 = absent. A Linear with input transforms overwrites its
+ * input, so it takes an OwnedInput: the type says so, and resolveWeights checks it against the run state.
+ */
+type LinearOp = {
+  site: QuantizableLinear;
   layout: WeightLayout;
   weight: number;
   bias: number;
@@ -86,17 +94,47 @@ interface LinearOp extends QuantizableLinear {
   weightSum: number;
   inputScale: number;   // 0: dynamic per-token ranges
   inputZero: number;
-  perToken: number;     // 1 when inputScale holds one scale per token
-  shift: number;        // OS+ channel shift of the input
-  signs: number;        // online Hadamard of the input
+  perToken: 0 | 1;      // 1 when inputScale holds one scale per token
+  out: Rows;            // [L, n]
+  scratch: LinearScratch;
+} & ({ x: Rows; transform?: undefined } | { x: OwnedInput; transform: InputTransform });
+
+/** One direction of a block's branch (§2.3): conv + SiLU, x_proj, dt_proj + softplus, selective scan. */
+interface Branch {
+  direction: Direction;
+  conv: Dense;        // weight [K, E], bias [E]
+  xProj: LinearOp;    // u -> xd = dt | B | C
+  dtProj: LinearOp;   // dt -> delta (the bias goes inside the softplus)
+  A: number;          // [E, N], -exp(A_log)
+  D: number;          // [E] skip
+  buffers: BranchBuffers;
+  y: number;          // output [L, E]
+}
+
+/** One block (§2.2): RMSNorm, in_proj, both branches, gate, out_proj. */
+interface Layer {
+  norm: number;       // RMSNorm weight [D]
+  inProj: LinearOp;   // normed -> xz = x | z
+  branches: [Branch, Branch];
+  gateScale: number;  // [E] MambaQuant's scaled SiLU gate; 0: plain SiLU
+  outProj: LinearOp;  // gated branch sum -> h
+}
+
+/** Every tensor the forward pass reads, as records of byte offsets (a Linear also names its buffers). */
+interface Weights {
+  patchEmbed: Dense;
+  clsToken: number;   // [D]
+  posEmbed: number;   // [L, D]
+  layers: Layer[];
+  normF: number;      // [D]
+  head: Dense;
 }
 
 export class VimModel {
   readonly config: VimConfig;
   private readonly k: Kernels;
-  private readonly w: Map<string, number>;   // tensor name -> byte offset in memory
+  private readonly weights: Weights;
   private readonly s: RunState;
-  private readonly linears: Map<string, LinearOp>;
   private readonly qmin: number;
   private readonly qmax: number;
   private readonly pool: ThreadPool | undefined;
@@ -108,7 +146,6 @@ export class VimModel {
     this.config = config;
     this.k = kernels;
     const base = kernels.heap_base();
-    this.w = new Map(tensors.map((t) => [t.name, base + t.offset]));
     const plan = planOf(config, tensors);
     checkTensorsMatch(config, tensors, plan);
     const bits = options.activationBits ?? 8;
@@ -120,20 +157,8 @@ export class VimModel {
     });
     this.qmin = -(2 ** (bits - 1));
     this.qmax = 2 ** (bits - 1) - 1;
-    this.linears = new Map(quantizableLinears(config).map((l) => {
-      const at = (field: string) => this.w.get(`${l.name}.${field}`) ?? 0;
-      const op: LinearOp = {
-        ...l, layout: plan.weights.get(l.name) ?? 'kn8', weight: at('weight'), bias: at('bias'),
-        weightScale: at('weight_scale'), weightSum: at('weight_sum'), inputScale: at('input_scale'),
-        inputZero: at('input_zero'), perToken: plan.inputRanges === 'token' ? 1 : 0,
-        shift: at('input_shift'), signs: at('input_signs'),
-      };
-      return [l.name, op];
-    }));
-    for (const op of this.linears.values()) {
-      if (op.signs && !isHadamardSize(op.k)) fail('BAD_MODEL_FILE', `${op.name}: no Hadamard rotation of size ${op.k}`);
-    }
     this.s = planRunState(config, alignUp(base + data.length, BLOB_ALIGN));
+    this.weights = resolveWeights(config, plan, new Map(tensors.map((t) => [t.name, base + t.offset])), this.s);
     ensureMemory(kernels, this.s.end);
     new Uint8Array(kernels.memory.buffer).set(data, base);
   }
@@ -154,64 +179,66 @@ export class VimModel {
   }
 
   /** Logits for one normalised image [C, H, W] (float32, CHW). */
-  forward(input: Float32Array, tap?: Tap): Float32Array {
-    const c = this.config;
+  forward(input: Float32Array, observer?: Observer): Float32Array {
+    const c = this.config, k = this.k, s = this.s, w = this.weights, o = observer;
     const { embedDim: D, innerDim: E, numTokens: L } = c;
     const expected = c.channels * c.imageSize * c.imageSize;
     if (input.length !== expected) {
       fail('BAD_ARGUMENT', `input has ${input.length} values, the model takes [${c.channels}, ${c.imageSize}, ${c.imageSize}] = ${expected}`);
     }
-    const k = this.k, s = this.s, w = (name: string) => this.weight(name);
-    const view = (at: number, n: number) => new Float32Array(k.memory.buffer, at, n);
-    view(s.img, expected).set(input);
+    this.floats(s.img, expected).set(input);
 
-    // §2.1 steps 1-3: patch embedding as a GEMM over patches, class token in the middle, position.
+    // §2.1 steps 1-3: patch embedding as a GEMM over im2col rows, class token in the middle, positions added.
     const M = c.gridSize * c.gridSize, patchLen = c.channels * c.patchSize * c.patchSize;
     k.im2col_f32(s.img, c.channels, c.imageSize, c.imageSize, c.patchSize, c.stride, c.gridSize, s.patches);
-    this.parallel(tap, M, (kk, r0, r1) => kk.gemm_f32(s.patches + r0 * patchLen * 4, patchLen, w('patch_embed.proj.weight'),
-      w('patch_embed.proj.bias'), s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
-    k.assemble_tokens_f32(s.embed, w('cls_token'), w('pos_embed'), s.resid, L, D, c.clsIndex);
-    tap?.('tokens', view(s.resid, L * D));
+    this.parallel(M, (kk, r0, r1) => kk.gemm_f32(s.patches + r0 * patchLen * 4, patchLen, w.patchEmbed.weight,
+      w.patchEmbed.bias, s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
+    o?.patchEmbed?.(this.floats(s.embed, M * D));
+    k.assemble_tokens_f32(s.embed, w.clsToken, w.posEmbed, s.resid, L, D, c.clsIndex);
+    o?.tokens?.(this.floats(s.resid, L * D));
 
-    // §2.1 step 4 / §2.2: pre-norm residual blocks.
-    for (let i = 0; i < c.depth; i++) {
-      const p = `layers.${i}.mixer.`;
-      if (tap) {
-        if (i > 0) k.add_inplace_f32(s.resid, s.h, L * D);
-        tap(`layers.${i}.resid`, view(s.resid, L * D));
-      }
-      this.parallel(tap, L, (kk, r0, r1) => {
-        if (i > 0 && !tap) kk.add_inplace_f32(s.resid + r0 * D * 4, s.h + r0 * D * 4, (r1 - r0) * D);
-        kk.rmsnorm_f32(s.resid + r0 * D * 4, w(`layers.${i}.norm.weight`), s.normed + r0 * D * 4, r1 - r0, D, c.normEps);
-        this.linear(kk, `${p}in_proj`, s.normed, D, s.xz, 2 * E, s.branches[0], r0, r1, tap);
+    // §2.1 step 4, §2.2: pre-norm residual blocks, resid += h from the second block on.
+    w.layers.forEach((layer, i) => {
+      this.parallel(L, (kk, r0, r1) => {
+        const resid = s.resid + r0 * D * 4;
+        if (i > 0) kk.add_inplace_f32(resid, s.h + r0 * D * 4, (r1 - r0) * D);
+        kk.rmsnorm_f32(resid, layer.norm, s.normed.at + r0 * D * 4, r1 - r0, D, c.normEps);
+        this.linear(kk, layer.inProj, r0, r1);
       });
-      this.branches(p, tap);
-      const gateScale = this.w.get(`${p}gate_scale`);
-      this.parallel(tap, L, (kk, r0, r1) => {
-        const rows = r1 - r0, yf = s.yf + r0 * E * 4, yb = s.yb + r0 * E * 4, z = s.xz + (r0 * 2 * E + E) * 4;
-        if (gateScale === undefined) kk.combine_gate_f32(yf, yb, z, 2 * E, rows, E);
-        else kk.combine_gate_scaled_f32(yf, yb, z, 2 * E, rows, E, gateScale);
-        this.linear(kk, `${p}out_proj`, s.yf, E, s.h, D, s.branches[0], r0, r1, tap);
-      });
-      tap?.(`layers.${i}.h`, view(s.h, L * D));
-    }
+      o?.residual?.(i, this.floats(s.resid, L * D));
+      this.observeInput(layer.inProj, o);
+      o?.mixerInput?.(i, this.rows({ at: s.xz, ld: 2 * E }, E), this.rows({ at: s.xz + E * 4, ld: 2 * E }, E));
 
-    // §2.1 steps 5-7: final add + norm, on the class token only; head.
+      this.branches(layer.branches);
+      for (const b of layer.branches) this.observeBranch(i, b, o);
+
+      // §2.3: y = (y_f + y_b) / 2 · gate(z), then out_proj.
+      this.parallel(L, (kk, r0, r1) => {
+        const rows = r1 - r0, yf = s.yf.at + r0 * E * 4, yb = s.yb + r0 * E * 4, z = s.xz + (r0 * 2 * E + E) * 4;
+        if (layer.gateScale) kk.combine_gate_scaled_f32(yf, yb, z, 2 * E, rows, E, layer.gateScale);
+        else kk.combine_gate_f32(yf, yb, z, 2 * E, rows, E);
+        this.linear(kk, layer.outProj, r0, r1);
+      });
+      this.observeInput(layer.outProj, o);
+      o?.mixerOutput?.(i, this.floats(s.h, L * D));
+    });
+
+    // §2.1 steps 5-7: final add, norm_f on the class token only, head.
     k.add_inplace_f32(s.resid, s.h, L * D);
-    k.rmsnorm_f32(s.resid + c.clsIndex * D * 4, w('norm_f.weight'), s.cls, 1, D, c.normEps);
-    tap?.('cls', view(s.cls, D));
-    k.gemm_f32(s.cls, D, w('head.weight'), w('head.bias'), s.logits, c.numClasses, 1, D, c.numClasses);
-    return view(s.logits, c.numClasses).slice();
+    o?.finalResidual?.(this.floats(s.resid, L * D));
+    k.rmsnorm_f32(s.resid + c.clsIndex * D * 4, w.normF, s.cls, 1, D, c.normEps);
+    o?.classToken?.(this.floats(s.cls, D));
+    k.gemm_f32(s.cls, D, w.head.weight, w.head.bias, s.logits, c.numClasses, 1, D, c.numClasses);
+    return this.floats(s.logits, c.numClasses).slice();
   }
 
   /**
-   * One parallel step over `rows` rows: `step(kernels, r0, r1)` issues the calls for rows [r0, r1). Runs
-   * here, whole, without a pool or while tapping (a tap reads values between calls); else one row range per
-   * thread.
+   * One parallel step over `rows` rows: `step(kernels, r0, r1)` issues the calls for rows [r0, r1). Runs here,
+   * whole, without a pool; else one row range per thread.
    */
-  private parallel(tap: Tap | undefined, rows: number, step: (k: Kernels, r0: number, r1: number) => void): void {
+  private parallel(rows: number, step: (k: Kernels, r0: number, r1: number) => void): void {
     const pool = this.pool;
-    if (!pool || tap) {
+    if (!pool) {
       step(this.k, 0, rows);
       return;
     }
@@ -224,72 +251,128 @@ export class VimModel {
   }
 
   /** §2.3 both directions: one after the other, or side by side on two threads. */
-  private branches(p: string, tap?: Tap): void {
-    const s = this.s;
-    if (!this.pool || tap) {
-      this.branch(this.k, p, '', s.yf, false, s.branches[0], tap);
-      this.branch(this.k, p, '_b', s.yb, true, s.branches[0], tap);
+  private branches([forward, backward]: [Branch, Branch]): void {
+    if (!this.pool) {
+      this.branch(this.k, forward);
+      this.branch(this.k, backward);
       return;
     }
-    const [forward, backward] = this.lanes;
-    forward.calls.length = 0;
-    backward.calls.length = 0;
-    this.branch(forward.k, p, '', s.yf, false, s.branches[0]);
-    this.branch(backward.k, p, '_b', s.yb, true, s.branches[1]);
-    this.pool.run([forward.calls, backward.calls]);
+    const [a, b] = this.lanes;
+    a.calls.length = 0;
+    b.calls.length = 0;
+    this.branch(a.k, forward);
+    this.branch(b.k, backward);
+    this.pool.run([a.calls, b.calls]);
   }
 
-  /** One direction of §2.3 Branch: conv + SiLU, x_proj, dt_proj + softplus, selective scan. */
-  private branch(k: Kernels, p: string, dir: '' | '_b', out: number, reverse: boolean, b: BranchState, tap?: Tap): void {
+  /** One direction of §2.3 Branch: u = SiLU(conv(x)), dt | B | C = x_proj(u), delta = softplus(dt_proj(dt)), scan. */
+  private branch(k: Kernels, b: Branch): void {
     const { innerDim: E, dState: N, dtRank: R, dConv: K, numTokens: L } = this.config;
-    const s = this.s;
-    const w = (module: string, field = '') => this.weight(`${p}${module}${dir}${field}`);
-    const xdWidth = R + 2 * N;
-    k.conv1d_silu_f32(s.xz, 2 * E, w('conv1d', '.weight'), w('conv1d', '.bias'), b.u, L, E, K, reverse ? 1 : 0);
-    this.linear(k, `${p}x_proj${dir}`, b.u, E, b.xd, xdWidth, b, 0, L, tap);
-    this.linear(k, `${p}dt_proj${dir}`, b.xd, xdWidth, b.delta, E, b, 0, L, tap);
-    k.softplus_inplace_f32(b.delta, L * E);
-    k.selective_scan_f32(b.u, b.delta, w('A'), b.xd + R * 4, xdWidth, w('D'), out, L, E, reverse ? 1 : 0);
+    const { u, xd, delta } = b.buffers, reverse = b.direction.reverse;
+    k.conv1d_silu_f32(this.s.xz, 2 * E, b.conv.weight, b.conv.bias, u, L, E, K, reverse);
+    this.linear(k, b.xProj, 0, L);
+    this.linear(k, b.dtProj, 0, L);
+    k.softplus_inplace_f32(delta, L * E);
+    k.selective_scan_f32(u, delta, b.A, xd + R * 4, R + 2 * N, b.D, b.y, L, E, reverse);
   }
 
-  /**
-   * Rows [r0, r1) of out[L, n] (row stride ldOut) = x[L, k] (row stride ldx) @ W^T + bias, on the kernels
-   * the weight's layout names. The input's transforms (OS+ shift, online Hadamard) run in place first: the
-   * inputs that carry them (s.normed, s.yf) have no other reader. Every kernel here works row by row.
-   */
-  private linear(k: Kernels, name: string, x: number, ldx: number, out: number, ldOut: number, b: BranchState,
-                 r0: number, r1: number, tap?: Tap): void {
-    const op = this.linears.get(name) ?? fail('BAD_MODEL_FILE', `unknown linear ${name}`);
-    const rows = r1 - r0, xr = x + r0 * ldx * 4, outr = out + r0 * ldOut * 4;
-    if (op.shift) k.shift_channels_f32(xr, ldx, rows, op.k, op.shift);
-    if (op.signs) k.hadamard_rows_f32(xr, ldx, rows, op.k, op.signs, b.rotation);
-    if (tap) tap(`${name}.input`, this.rows(x, ldx, op.k));
+  /** Rows [r0, r1) of one Linear; every kernel here works row by row. */
+  private linear(k: Kernels, op: LinearOp, r0: number, r1: number): void {
+    const { site: { k: K, n }, x, out, scratch } = op;
+    const rows = r1 - r0, xr = x.at + r0 * x.ld * 4, outr = out.at + r0 * out.ld * 4;
+    if (op.transform?.shift) k.shift_channels_f32(xr, x.ld, rows, K, op.transform.shift);
+    if (op.transform?.signs) k.hadamard_rows_f32(xr, x.ld, rows, K, op.transform.signs, scratch.rotation);
     if (op.layout === 'kn8') {
-      k.gemm_f32(xr, ldx, op.weight, op.bias, outr, ldOut, rows, op.k, op.n);
+      k.gemm_f32(xr, x.ld, op.weight, op.bias, outr, out.ld, rows, K, n);
       return;
     }
-    const ldq = alignUp(op.k, Q4_GROUP);
+    const ldq = alignUp(K, Q4_GROUP);
     const perRow = op.perToken ? r0 * 4 : 0;
-    const q = b.q + r0 * ldq, sx = b.rowScale + r0 * 4, zx = b.rowZero + r0 * 4;
-    k.quantize_s8(xr, ldx, rows, op.k, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
+    const q = scratch.q + r0 * ldq, sx = scratch.rowScale + r0 * 4, zx = scratch.rowZero + r0 * 4;
+    k.quantize_s8(xr, x.ld, rows, K, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
-    if (op.layout === 'q8') k.gemm_s8(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
-    else k.gemm_s4(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut, b.groupSums + r0 * (ldq / Q4_GROUP) * 4);
+    if (op.layout === 'q8') k.gemm_s8(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld);
+    else k.gemm_s4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (ldq / Q4_GROUP) * 4);
+  }
+
+  private observeInput(op: LinearOp, o: Observer | undefined): void {
+    o?.linearInput?.(op.site, this.rows(op.x, op.site.k));
+  }
+
+  private observeBranch(layer: number, b: Branch, o: Observer | undefined): void {
+    this.observeInput(b.xProj, o);
+    this.observeInput(b.dtProj, o);
+    if (!o?.branch) return;
+    const { innerDim: E, dState: N, dtRank: R, numTokens: L } = this.config;
+    const { u, xd, delta } = b.buffers;
+    o.branch(layer, b.direction.name, {
+      u: this.floats(u, L * E), delta: this.floats(delta, L * E), y: this.floats(b.y, L * E),
+      B: this.rows({ at: xd + R * 4, ld: R + 2 * N }, N), C: this.rows({ at: xd + (R + N) * 4, ld: R + 2 * N }, N),
+    });
+  }
+
+  private floats(at: number, n: number): Float32Array {
+    return new Float32Array(this.k.memory.buffer, at, n);
   }
 
   /** [L, cols] floats at row stride ld, as one array (a view when contiguous). */
-  private rows(at: number, ld: number, cols: number): Float32Array {
+  private rows({ at, ld }: Rows, cols: number): Float32Array {
     const L = this.config.numTokens;
-    const all = new Float32Array(this.k.memory.buffer, at, (L - 1) * ld + cols);
+    const all = this.floats(at, (L - 1) * ld + cols);
     if (ld === cols) return all;
     const out = new Float32Array(L * cols);
     for (let t = 0; t < L; t++) out.set(all.subarray(t * ld, t * ld + cols), t * cols);
     return out;
   }
+}
 
-  private weight(name: string): number {
-    return this.w.get(name) ?? fail('BAD_MODEL_FILE', `tensor ${name} is missing`);
-  }
+/** Every tensor's byte offset, looked up by name once, into the records forward() reads. */
+function resolveWeights(cfg: VimConfig, plan: TensorPlan, offsets: Map<string, number>, s: RunState): Weights {
+  const { embedDim: D, innerDim: E, dState: N, dtRank: R } = cfg;
+  const tensor = (name: string) => offsets.get(name) ?? fail('BAD_MODEL_FILE', `tensor ${name} is missing`);
+  const optional = (name: string) => offsets.get(name) ?? 0;
+  const sites = new Map(quantizableLinears(cfg).map((l) => [l.name, l]));
+  const linear = (name: string, x: Rows | OwnedInput, out: Rows, scratch: LinearScratch): LinearOp => {
+    const site = sites.get(name) ?? fail('BAD_MODEL_FILE', `unknown linear ${name}`);
+    const field = (f: string) => optional(`${name}.${f}`);
+    const common = {
+      site, layout: plan.weights.get(name) ?? 'kn8', weight: tensor(`${name}.weight`), bias: field('bias'),
+      weightScale: field('weight_scale'), weightSum: field('weight_sum'), inputScale: field('input_scale'),
+      inputZero: field('input_zero'), perToken: plan.inputRanges === 'token' ? 1 : 0, out, scratch,
+    } as const;
+    const transform = { shift: field('input_shift'), signs: field('input_signs') };
+    if (!transform.shift && !transform.signs) return { ...common, x };
+    if (transform.signs && !isHadamardSize(site.k)) fail('BAD_MODEL_FILE', `${name}: no Hadamard rotation of size ${site.k}`);
+    // An in-place transform of an input that another kernel reads would change that kernel's result.
+    if (!('ownedByItsLinear' in x)) throw new Error(`${name}: input transforms on an input that other kernels read`);
+    return { ...common, x, transform };
+  };
+  const layers = Array.from({ length: cfg.depth }, (_, i): Layer => {
+    const p = `layers.${i}.mixer.`;
+    const inProjScratch = s.branches[0].scratch;
+    const branches = DIRECTIONS.map((direction, j): Branch => {
+      const buffers = s.branches[j], d = direction.suffix;
+      return {
+        direction, buffers, y: j === 0 ? s.yf.at : s.yb,
+        conv: { weight: tensor(`${p}conv1d${d}.weight`), bias: tensor(`${p}conv1d${d}.bias`) },
+        xProj: linear(`${p}x_proj${d}`, { at: buffers.u, ld: E }, { at: buffers.xd, ld: R + 2 * N }, buffers.scratch),
+        dtProj: linear(`${p}dt_proj${d}`, { at: buffers.xd, ld: R + 2 * N }, { at: buffers.delta, ld: E }, buffers.scratch),
+        A: tensor(`${p}A${d}`), D: tensor(`${p}D${d}`),
+      };
+    }) as [Branch, Branch];
+    return {
+      norm: tensor(`layers.${i}.norm.weight`),
+      inProj: linear(`${p}in_proj`, s.normed, { at: s.xz, ld: 2 * E }, inProjScratch),
+      branches,
+      gateScale: optional(`${p}gate_scale`),
+      outProj: linear(`${p}out_proj`, s.yf, { at: s.h, ld: D }, inProjScratch),
+    };
+  });
+  return {
+    patchEmbed: { weight: tensor('patch_embed.proj.weight'), bias: tensor('patch_embed.proj.bias') },
+    clsToken: tensor('cls_token'), posEmbed: tensor('pos_embed'), layers,
+    normF: tensor('norm_f.weight'), head: { weight: tensor('head.weight'), bias: tensor('head.bias') },
+  };
 }
 
 /** Sizes hadamard_rows_f32 rotates: 2^k and 12·2^k. */

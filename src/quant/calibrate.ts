@@ -1,10 +1,10 @@
 /**
  * One calibration pass: every calibration image through the fp32 runtime, the input of each requested
- * Linear (the `<linear>.input` taps) streamed into its SiteStats. A progress bar goes to stderr when it is
+ * Linear (an Observer's linearInput) streamed into its SiteStats. A progress bar goes to stderr when it is
  * a terminal.
  */
 import { SingleBar, Presets } from 'cli-progress';
-import type { VimModel } from '../model/vim-model.js';
+import type { Observer, VimModel } from '../model/vim-model.js';
 import { SiteStats, type StatsNeeds } from './site-stats.js';
 import type { CalibrationImages } from './calibration-source.js';
 import { seededRandom } from './random.js';
@@ -23,17 +23,17 @@ export async function calibrate(model: VimModel, images: CalibrationImages,
   const stats: Calibration = new Map();
   const random = seededRandom(options.seed);
   const tokens = model.config.numTokens;
-  const tap = (name: string, values: Float32Array) => {
-    if (!name.endsWith('.input')) return;
-    const site = name.slice(0, -'.input'.length);
-    let s = stats.get(site);
-    if (!s) {
-      const wanted = needs(site);
-      if (!wanted) return;
-      s = new SiteStats(tokens, values.length / tokens, wanted, random);
-      stats.set(site, s);
-    }
-    s.add(values);
+  const observer: Observer = {
+    linearInput(site, values) {
+      let s = stats.get(site.name);
+      if (!s) {
+        const wanted = needs(site.name);
+        if (!wanted) return;
+        s = new SiteStats(tokens, site.k, wanted, random);
+        stats.set(site.name, s);
+      }
+      s.add(values);
+    },
   };
   const bar = process.stderr.isTTY
     ? new SingleBar({ format: `${options.label} [{bar}] {value}/{total} images, {eta}s left`, stream: process.stderr },
@@ -41,7 +41,7 @@ export async function calibrate(model: VimModel, images: CalibrationImages,
     : undefined;
   bar?.start(images.count, 0);
   for (let i = 0; i < images.count; i++) {
-    model.forward(await images.input(i), tap);
+    model.forward(await images.input(i), observer);
     bar?.increment();
   }
   bar?.stop();

@@ -1,0 +1,84 @@
+/**
+ * The run state: every activation buffer of one forward pass (docs/MODEL.md §2), planned once as byte offsets
+ * into the kernels' memory so that no image allocates. Shapes in §1 notation. The loader sizes wasm memory
+ * from this plan and the metadata check bounds it against wasm32, so both read the same arithmetic.
+ */
+import type { VimConfig } from './config.js';
+import { Q4_GROUP } from './runtime-tensors.js';
+import { alignUp, BLOB_ALIGN } from '../formats/vimq.js';
+
+/** Rows of a buffer: byte offset of row 0 and row stride in floats. */
+export interface Rows {
+  at: number;
+  ld: number;
+}
+
+/**
+ * A Linear's input that no kernel reads after that Linear, so the Linear may overwrite it with its input
+ * transforms (OS+ shift, online Hadamard). Only planRunState makes these, for the two buffers it plans that
+ * way: the RMSNorm output (read by in_proj alone) and the gated branch sum (read by out_proj alone).
+ */
+export interface OwnedInput extends Rows {
+  readonly ownedByItsLinear: true;
+}
+
+/** Scratch of a Linear on the integer kernels. */
+export interface LinearScratch {
+  q: number;         // int8 [L, kp] quantized input (kp: its K padded to 64)
+  rowScale: number;  // [L] f32 scale of each row of q
+  rowZero: number;   // [L] i32 zero point of each row of q
+  rotation: number;  // 48 floats of hadamard_rows_f32's scratch
+  groupSums: number; // i32 [L, kp / 64]: gemm_s4's activation sums per group (relaxed-SIMD build)
+}
+
+/** Buffers of one direction of the mixer's branch (§2.3): one set per direction, so both can run at once. */
+export interface BranchBuffers {
+  u: number;        // [L, E] conv + SiLU output
+  xd: number;       // [L, R + 2N] x_proj output: dt | B | C
+  delta: number;    // [L, E] softplus(dt_proj(dt))
+  scratch: LinearScratch;   // x_proj's and dt_proj's; the forward direction's also serves in_proj and out_proj
+}
+
+export interface RunState {
+  img: number;        // [C, H, W] normalised input
+  patches: number;    // [M, C*P*P] im2col rows
+  embed: number;      // [M, D] patch embeddings
+  resid: number;      // [L, D] residual stream (fp32)
+  normed: OwnedInput; // [L, D] RMSNorm output: in_proj's input
+  h: number;          // [L, D] mixer output
+  xz: number;         // [L, 2E] in_proj output: x | z
+  yf: OwnedInput;     // [L, E] forward branch output, then the gated combination: out_proj's input
+  yb: number;         // [L, E] backward branch output
+  cls: number;        // [D] final-normed class token
+  logits: number;     // [numClasses]
+  branches: [BranchBuffers, BranchBuffers];   // forward, backward
+  end: number;
+}
+
+export function planRunState(cfg: VimConfig, start: number): RunState {
+  const { embedDim: D, innerDim: E, dState: N, dtRank: R, numTokens: L } = cfg;
+  const M = cfg.gridSize * cfg.gridSize;
+  let at = start;
+  const take = (floats: number) => {
+    const here = at;
+    at = alignUp(at + floats * 4, BLOB_ALIGN);
+    return here;
+  };
+  const owned = (floats: number, ld: number): OwnedInput => ({ at: take(floats), ld, ownedByItsLinear: true });
+  const img = take(cfg.channels * cfg.imageSize * cfg.imageSize), patches = take(M * cfg.channels * cfg.patchSize * cfg.patchSize);
+  const embed = take(M * D), resid = take(L * D), normed = owned(L * D, D), h = take(L * D), xz = take(L * 2 * E);
+  const yf = owned(L * E, E), yb = take(L * E), cls = take(D), logits = take(cfg.numClasses);
+  const kp = alignUp(Math.max(D, E, R), Q4_GROUP);
+  const branch = (): BranchBuffers => {
+    const u = take(L * E), xd = take(L * (R + 2 * N)), delta = take(L * E);
+    const scratch = { q: take(L * kp / 4), rowScale: take(L), rowZero: take(L), rotation: take(48), groupSums: take(L * kp / Q4_GROUP) };
+    return { u, xd, delta, scratch };
+  };
+  const branches: [BranchBuffers, BranchBuffers] = [branch(), branch()];
+  return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, end: at };
+}
+
+/** Bytes of the run state of a model with config `cfg`. */
+export function runStateBytes(cfg: VimConfig): number {
+  return planRunState(cfg, 0).end;
+}
