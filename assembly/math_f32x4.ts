@@ -4,7 +4,7 @@
 //
 // exp: Cody-Waite range reduction x = k*ln2 + r, |r| <= ln2/2, a degree-6 minimax polynomial for e^r
 // (the classic single-precision coefficients), then scaling by 2^k through the exponent bits.
-// Measured max relative error against Math.exp over [-87, 88]: see test/math.test.ts (about 2 ulp).
+// Measured max relative error against Math.exp over [-87, 88]: see test/kernels.test.ts (about 2 ulp).
 // Inputs are clamped to [-87.3, 88.7] so that 2^k stays a normal float: below the clamp the true value
 // (< 1.2e-38) is returned as ~1.2e-38, an absolute error no consumer here can see.
 

@@ -11,7 +11,7 @@ const TOL = 1e-5;
 const silu = (v: number) => v / (1 + Math.exp(-v));
 const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
-test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
+test('gemm_f32_4x8 matches float64 for odd shapes, strides and bias', async () => {
   const b = await kernelBench();
   const r = rng(1);
   for (const [m, k, n] of [[1, 1, 1], [5, 7, 3], [4, 16, 8], [197, 192, 768], [9, 384, 44], [3, 12, 384], [1, 192, 1000], [6, 33, 17]]) {
@@ -19,7 +19,7 @@ test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
     const a = r.normals(m * lda), w = r.normals(n * k), bias = r.normals(n);
     const out = b.alloc(m * ldc);
     for (const withBias of [false, true]) {
-      b.k.gemm_f32(b.put(a), lda, b.put(packKn8(w, n, k)), withBias ? b.put(bias) : 0, out, ldc, m, k, n);
+      b.k.gemm_f32_4x8(b.put(a), lda, b.put(packKn8(w, n, k)), withBias ? b.put(bias) : 0, out, ldc, m, k, n);
       const got = b.get(out, m * ldc);
       const want: number[] = [], have: number[] = [];
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
@@ -33,12 +33,12 @@ test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
   }
 });
 
-test('gemm_f32 writes nothing outside its output rows and columns', async () => {
+test('gemm_f32_4x8 writes nothing outside its output rows and columns', async () => {
   const b = await kernelBench();
   const r = rng(2);
   const [m, k, n, ldc] = [5, 8, 11, 16];
   const out = b.put(new Float32Array(m * ldc).fill(7));
-  b.k.gemm_f32(b.put(r.normals(m * k)), k, b.put(packKn8(r.normals(n * k), n, k)), 0, out, ldc, m, k, n);
+  b.k.gemm_f32_4x8(b.put(r.normals(m * k)), k, b.put(packKn8(r.normals(n * k), n, k)), 0, out, ldc, m, k, n);
   const got = b.get(out, m * ldc);
   for (let i = 0; i < m; i++) for (let j = n; j < ldc; j++) assert.is(got[i * ldc + j], 7);
 });

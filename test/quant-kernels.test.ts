@@ -1,9 +1,9 @@
-// The integer kernels (assembly/gemm_s8.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts) against host
+// The integer kernels (assembly/gemm_qs8_4x4_dot16.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts) against host
 // references on fresh random inputs, at odd shapes: K not a multiple of 16 (or of 64 for int4), N not a
 // multiple of 4, 1 row and many rows.
 //
 // Tolerances, and why:
-// - quantize_s8, gemm_s8, gemm_s4: exact. The integers are exact by construction (int32 sums cannot
+// - quantize_s8, gemm_qs8_4x4_dot16, gemm_qs4: exact. The integers are exact by construction (int32 sums cannot
 //   overflow), and the references replay the kernels' float steps (f32 product, ties to even, epilogue
 //   order) with Math.fround, so every code and every output float must be bit-identical. A float64
 //   reference of the dequantized product is also checked, to 2^-22 relative: the epilogue's three f32
@@ -129,7 +129,7 @@ function gemmRef(qx: Int8Array, m: number, k: number, codes: Int8Array, n: numbe
 }
 
 const SHAPES = [[1, 13, 5], [50, 37, 34], [4, 1, 3], [17, 192, 44], [50, 384, 192], [2, 70, 9]] as const;
-// The portable build; the relaxed build's gemm_s4 is compared with it under Deno (relaxed-simd.test.ts).
+// The portable build; the relaxed build's gemm_qs4 is compared with it under Deno (relaxed-simd.test.ts).
 for (const [m, k, n] of SHAPES) {
   for (const bits of [8, 4]) {
     test(`gemm_s${bits} M=${m} K=${k} N=${n}: exact integers and epilogue; float64 within 2^-22`, async () => {
@@ -158,8 +158,8 @@ for (const [m, k, n] of SHAPES) {
       for (const withBias of [false, true]) {
         const ldc = n + 3;                       // a row stride wider than N: the kernel must respect it
         const c = b.alloc(m * ldc);
-        if (bits === 8) b.k.gemm_s8(...args, withBias ? b.put(bias) : 0, c, ldc);
-        else b.k.gemm_s4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(m * groups));
+        if (bits === 8) b.k.gemm_qs8_4x4_dot16(...args, withBias ? b.put(bias) : 0, c, ldc);
+        else b.k.gemm_qs4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(m * groups));
         const got = f32At(b, c, m * ldc);
         const ref = gemmRef(qx, m, k, codes, n, group, sw, sum, sx, zx, withBias ? bias : undefined);
         const rowsGot = new Float32Array(m * n);

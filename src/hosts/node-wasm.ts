@@ -18,8 +18,8 @@ export function packageRoot(): string {
 
 /**
  * Which SIMD the kernels use: 'relaxed' where the engine runs relaxed SIMD correctly (the int4 GEMM's dot
- * product, exact on every conforming implementation, see assembly/gemm_s8.ts), else 'portable'. Both give
- * identical logits. The check runs the instruction on known values, not only validates it: Node 20's V8
+ * product, exact on every conforming implementation, see assembly/gemm_qs4_4x4_rdot8.ts), else 'portable'.
+ * Both give identical logits. The check runs the instruction on known values, not only validates it: Node 20's V8
  * has it behind a flag, and there it returns wrong sums (-120 for the -53 below), so Node 20 stays portable;
  * Deno 2 and Node 22+ (V8 >= 11.4, relaxed SIMD shipped) pass. VIMEDGE_SIMD (portable | relaxed) overrides.
  */

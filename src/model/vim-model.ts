@@ -1,7 +1,7 @@
 /**
  * A loaded Vim classifier: weights copied into the kernels' memory once, every activation buffer planned
  * once (no allocation per image), and forward() walking spec §2 step by step. The Linear layers of the mixer
- * run on whatever their weight's stored layout says: gemm_f32 for 'kn8', or quantize_s8 + gemm_s8 / gemm_s4
+ * run on whatever their weight's stored layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4
  * for the int8 / int4 layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each
  * layer is three parallel steps: norm + in_proj split by rows, the two scan branches side by side, gate +
  * out_proj split by rows.
@@ -23,7 +23,7 @@ interface BranchState {
   rowScale: number; // [L] f32 scale of each row of q
   rowZero: number;  // [L] i32 zero point of each row of q
   rotation: number; // 48 floats of hadamard_rows_f32's scratch
-  groupSums: number; // i32 [L, kp / 64]: gemm_s4's activation sums per group (relaxed-SIMD build)
+  groupSums: number; // i32 [L, kp / 64]: gemm_qs4's activation sums per group (relaxed-SIMD build)
 }
 
 /** Byte offsets of the activation buffers (the run state), shapes in spec notation. */
@@ -168,7 +168,7 @@ export class VimModel {
     // §2.1 steps 1-3: patch embedding as a GEMM over patches, class token in the middle, position.
     const M = c.gridSize * c.gridSize, patchLen = c.channels * c.patchSize * c.patchSize;
     k.im2col_f32(s.img, c.channels, c.imageSize, c.imageSize, c.patchSize, c.stride, c.gridSize, s.patches);
-    this.parallel(tap, M, (kk, r0, r1) => kk.gemm_f32(s.patches + r0 * patchLen * 4, patchLen, w('patch_embed.proj.weight'),
+    this.parallel(tap, M, (kk, r0, r1) => kk.gemm_f32_4x8(s.patches + r0 * patchLen * 4, patchLen, w('patch_embed.proj.weight'),
       w('patch_embed.proj.bias'), s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
     k.assemble_tokens_f32(s.embed, w('cls_token'), w('pos_embed'), s.resid, L, D, c.clsIndex);
     tap?.('tokens', view(s.resid, L * D));
@@ -200,7 +200,7 @@ export class VimModel {
     k.add_inplace_f32(s.resid, s.h, L * D);
     k.rmsnorm_f32(s.resid + c.clsIndex * D * 4, w('norm_f.weight'), s.cls, 1, D, c.normEps);
     tap?.('cls', view(s.cls, D));
-    k.gemm_f32(s.cls, D, w('head.weight'), w('head.bias'), s.logits, c.numClasses, 1, D, c.numClasses);
+    k.gemm_f32_4x8(s.cls, D, w('head.weight'), w('head.bias'), s.logits, c.numClasses, 1, D, c.numClasses);
     return view(s.logits, c.numClasses).slice();
   }
 
@@ -265,7 +265,7 @@ export class VimModel {
     if (op.signs) k.hadamard_rows_f32(xr, ldx, rows, op.k, op.signs, b.rotation);
     if (tap) tap(`${name}.input`, this.rows(x, ldx, op.k));
     if (op.layout === 'kn8') {
-      k.gemm_f32(xr, ldx, op.weight, op.bias, outr, ldOut, rows, op.k, op.n);
+      k.gemm_f32_4x8(xr, ldx, op.weight, op.bias, outr, ldOut, rows, op.k, op.n);
       return;
     }
     const ldq = alignUp(op.k, Q4_GROUP);
@@ -273,8 +273,8 @@ export class VimModel {
     const q = b.q + r0 * ldq, sx = b.rowScale + r0 * 4, zx = b.rowZero + r0 * 4;
     k.quantize_s8(xr, ldx, rows, op.k, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
-    if (op.layout === 'q8') k.gemm_s8(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
-    else k.gemm_s4(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut, b.groupSums + r0 * (ldq / Q4_GROUP) * 4);
+    if (op.layout === 'q8') k.gemm_qs8_4x4_dot16(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut);
+    else k.gemm_qs4(q, ldq, rows, op.k, op.weight, op.n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, ldOut, b.groupSums + r0 * (ldq / Q4_GROUP) * 4);
   }
 
   /** [L, cols] floats at row stride ld, as one array (a view when contiguous). */
