@@ -7,7 +7,7 @@
 // and editors work on a fresh checkout; test/kernels.test.ts checks that it lists exactly the functions
 // every build/*.wasm exports.
 import asc from 'assemblyscript/asc';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const GENERATED = 'src/model/kernels.generated.ts';
@@ -67,5 +67,9 @@ export type KernelName = (typeof KERNEL_NAMES)[number];
 
 for (const target of ['release', 'release-relaxed', 'threads', 'threads-relaxed']) {
   const dts = await compile(target, target === 'release');
-  if (dts) writeFileSync(GENERATED, kernelsModule(dts));
+  if (!dts) continue;
+  const text = kernelsModule(dts);
+  if (existsSync(GENERATED) && readFileSync(GENERATED, 'utf8') === text) continue;
+  writeFileSync(GENERATED, text);
+  console.log(`${GENERATED}: rewritten from assembly/ (the kernels' exports changed); commit it with them`);
 }

@@ -1,4 +1,5 @@
-// The relaxed-SIMD build (build/vimedge.relaxed.wasm: gemm_qs4 on i32x4.relaxed_dot_i8x16_i7x16_add_s) must
+// The relaxed-SIMD build (build/vimedge.relaxed.wasm: gemm_qs4 is gemm_qs4_4x4_rdot8, on
+// i32x4.relaxed_dot_i8x16_i7x16_add_s, where the portable build has gemm_qs4_2x4_dot16) must
 // give the same floats as the portable build, bit for bit. Node 20's V8 computes that instruction wrongly
 // (src/hosts/node-wasm.ts), so the comparison runs under Deno 2 (V8 15), whose relaxed SIMD is correct:
 // gemm_qs4 on 7 seeded shapes, then a W4A8 model's scores through the Deno bundle with each wasm.

@@ -33,7 +33,8 @@ const RELAXED_PROBE = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96,
   1, 5, 3, 1, 0, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0, 9, 6, 1, 0, 65, 1, 11, 0, 10, 23, 1, 21, 0, 65, 125, 253, 15,
   65, 5, 253, 15, 65, 7, 253, 17, 253, 147, 2, 253, 27, 0, 15, 11]);
 
-function relaxedSimdWorks(): boolean {
+/** Whether this engine runs relaxed SIMD correctly (the probe above), whatever VIMEDGE_SIMD says. */
+export function relaxedSimdWorks(): boolean {
   if (!WebAssembly.validate(RELAXED_PROBE)) return false;
   const { probe } = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports as { probe(): number };
   return probe() === -53;
