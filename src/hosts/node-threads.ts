@@ -37,6 +37,7 @@ interface WorkerInit {
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
   index: number;
+  /** KERNEL_NAMES: a call in a slot names its kernel by its index in this list. */
   names: readonly string[];
   layout: { control: typeof CONTROL; slotValues: number; spins: number };
 }
