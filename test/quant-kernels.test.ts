@@ -3,7 +3,7 @@
 // K not a multiple of 16 (or of 64 for int4), N not a multiple of 4, 1 row and many rows.
 //
 // Tolerances, and why:
-// - quantize_s8, gemm_qs8_4x4_dot16, gemm_qs4: exact. The integers are exact by construction (int32 sums cannot
+// - quantize_s8 and the GEMMs: exact. The integers are exact by construction (int32 sums cannot
 //   overflow), and the references replay the kernels' float steps (f32 product, ties to even, epilogue
 //   order) with Math.fround, so every code and every output float must be bit-identical. A float64
 //   reference of the dequantized product is also checked, to 2^-22 relative: the epilogue's three f32
