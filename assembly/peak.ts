@@ -1,7 +1,7 @@
 // Measurement kernel for bench/: the int8 dot throughput one core reaches with the instruction mix of
-// gemm_s8's inner loop (load a 16-byte weight block from L1, sign-extend both halves, two i32x4.dot_i16x8_s
-// per activation row, 4 rows) with nothing else in the way: no activation loads, no epilogue. The
-// benchmark reports each GEMM's GMAC/s as a fraction of this.
+// gemm_qs8_4x4_dot16's inner loop (load a 16-byte weight block from L1, sign-extend both halves, two
+// i32x4.dot_i16x8_s per activation row, 4 rows) with nothing else in the way: no activation loads, no
+// epilogue. The benchmark reports each GEMM's GMAC/s as a fraction of this.
 
 /** Runs `blocks` weight blocks (read cyclically from 1 KB at w) x 4 rows; returns a checksum of the sums. */
 export function int8_dot_peak(w: usize, blocks: i32): i32 {

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { readVimq } from '../src/formats/vimq.js';
-import { instantiateKernels, type Kernels } from '../src/model/kernels.js';
+import { instantiateKernels, wrapKernels, type KernelName } from '../src/model/kernels.js';
 import { VimModel } from '../src/model/vim-model.js';
 import type { ModelMetadata } from '../src/model/model-file.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
@@ -17,9 +17,9 @@ import { readKernelWasm } from '../src/hosts/node-wasm.js';
 export interface ProfileRow { kernel: string; shape: string; calls: number; ms: number; gmacs?: number }
 
 /** MACs of one call of a matrix kernel, from its arguments (undefined for the other kernels). */
-function macsOf(name: string, a: number[]): { shape: string; macs?: number } {
-  if (name === 'gemm_f32') return { shape: `M=${a[6]} K=${a[7]} N=${a[8]}`, macs: a[6] * a[7] * a[8] };
-  if (name === 'gemm_s8' || name === 'gemm_s4') return { shape: `M=${a[2]} K=${a[3]} N=${a[5]}`, macs: a[2] * a[3] * a[5] };
+function macsOf(name: KernelName, a: number[]): { shape: string; macs?: number } {
+  if (name === 'gemm_f32_4x8') return { shape: `M=${a[6]} K=${a[7]} N=${a[8]}`, macs: a[6] * a[7] * a[8] };
+  if (name === 'gemm_qs8_4x4_dot16' || name === 'gemm_qs4') return { shape: `M=${a[2]} K=${a[3]} N=${a[5]}`, macs: a[2] * a[3] * a[5] };
   if (name === 'selective_scan_f32') return { shape: `L=${a[7]} E=${a[8]}` };
   return { shape: '' };
 }
@@ -32,20 +32,17 @@ export async function profileModel(file: string, runs: number): Promise<{ rows: 
   const raw = await instantiateKernels(wasm);
   const totals = new Map<string, ProfileRow & { macs: number }>();
   let recording = false;
-  const timed = Object.fromEntries(Object.entries(raw).map(([name, f]) => {
-    if (typeof f !== 'function' || name === 'heap_base') return [name, f];
-    return [name, (...a: number[]) => {
-      if (!recording) return (f as (...x: number[]) => unknown)(...a);
-      const t0 = performance.now();
-      (f as (...x: number[]) => unknown)(...a);
-      const dt = performance.now() - t0;
-      const { shape, macs } = macsOf(name, a);
-      const key = `${name} ${shape}`;
-      const row = totals.get(key) ?? { kernel: name, shape, calls: 0, ms: 0, macs: 0 };
-      row.calls++; row.ms += dt; row.macs += macs ?? 0;
-      totals.set(key, row);
-    }];
-  })) as unknown as Kernels;
+  const timed = wrapKernels(raw, (name, f) => (...a) => {
+    if (!recording) return f(...a);
+    const t0 = performance.now();
+    f(...a);
+    const dt = performance.now() - t0;
+    const { shape, macs } = macsOf(name, a);
+    const key = `${name} ${shape}`;
+    const row = totals.get(key) ?? { kernel: name, shape, calls: 0, ms: 0, macs: 0 };
+    row.calls++; row.ms += dt; row.macs += macs ?? 0;
+    totals.set(key, row);
+  });
   const model = new VimModel(metadata.config, timed, metadata.tensors, data, { activationBits: metadata.quantization?.activationBits });
   const c = metadata.config;
   const input = Float32Array.from({ length: c.channels * c.imageSize * c.imageSize }, (_, i) => Math.sin(i * 12.9898) * 2);

@@ -1,17 +1,26 @@
-// Every fp32 kernel against a float64 reference written here, on fresh seeded random inputs.
+// Every fp32 kernel against a float64 reference written here, on fresh seeded random inputs, and the
+// generated list of kernels against the builds (the integer kernels: quant-kernels.test.ts).
 // Tolerance: relative error (max |diff| / max |ref|) <= 1e-5 unless stated. fp32 has a unit roundoff of
 // 6e-8; sums of up to ~1000 terms with random signs accumulate O(sqrt(K) * 6e-8) ~ 2e-6 typical and
-// stay well under 1e-5, while any indexing or layout bug gives errors of order 1.
+// stay well under 1e-5, while any indexing or layout bug gives errors of order 1. A kernel that only
+// moves values or rounds once (im2col, token assembly, the residual add) is compared exactly with the
+// same f32 rounding replayed (Math.fround).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import binaryen from 'binaryen';
+import path from 'node:path';
 import { kernelBench, rng, relErr } from './helpers/kernels.js';
 import { packKn8 } from '../src/model/pack.js';
+import { KERNEL_NAMES } from '../src/model/kernels.js';
+import { packageRoot } from '../src/hosts/node-wasm.js';
 
 const TOL = 1e-5;
+const fr = Math.fround;
 const silu = (v: number) => v / (1 + Math.exp(-v));
 const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
-test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
+test('gemm_f32_4x8 matches float64 for odd shapes, strides and bias', async () => {
   const b = await kernelBench();
   const r = rng(1);
   for (const [m, k, n] of [[1, 1, 1], [5, 7, 3], [4, 16, 8], [197, 192, 768], [9, 384, 44], [3, 12, 384], [1, 192, 1000], [6, 33, 17]]) {
@@ -19,7 +28,7 @@ test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
     const a = r.normals(m * lda), w = r.normals(n * k), bias = r.normals(n);
     const out = b.alloc(m * ldc);
     for (const withBias of [false, true]) {
-      b.k.gemm_f32(b.put(a), lda, b.put(packKn8(w, n, k)), withBias ? b.put(bias) : 0, out, ldc, m, k, n);
+      b.k.gemm_f32_4x8(b.put(a), lda, b.put(packKn8(w, n, k)), withBias ? b.put(bias) : 0, out, ldc, m, k, n);
       const got = b.get(out, m * ldc);
       const want: number[] = [], have: number[] = [];
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
@@ -33,12 +42,12 @@ test('gemm_f32 matches float64 for odd shapes, strides and bias', async () => {
   }
 });
 
-test('gemm_f32 writes nothing outside its output rows and columns', async () => {
+test('gemm_f32_4x8 writes nothing outside its output rows and columns', async () => {
   const b = await kernelBench();
   const r = rng(2);
   const [m, k, n, ldc] = [5, 8, 11, 16];
   const out = b.put(new Float32Array(m * ldc).fill(7));
-  b.k.gemm_f32(b.put(r.normals(m * k)), k, b.put(packKn8(r.normals(n * k), n, k)), 0, out, ldc, m, k, n);
+  b.k.gemm_f32_4x8(b.put(r.normals(m * k)), k, b.put(packKn8(r.normals(n * k), n, k)), 0, out, ldc, m, k, n);
   const got = b.get(out, m * ldc);
   for (let i = 0; i < m; i++) for (let j = n; j < ldc; j++) assert.is(got[i * ldc + j], 7);
 });
@@ -82,11 +91,11 @@ test('softplus_inplace_f32: max relative error over [-80, 80] below 4e-7, x itse
   assert.ok(worst < 4e-7, `max rel err ${worst}`);
 });
 
-test('rmsnorm_f32 and add_inplace_f32', async () => {
+test('rmsnorm_f32 matches float64 over rows of D channels', async () => {
   const b = await kernelBench();
   const r = rng(3);
   const [rows, d] = [7, 192];
-  const x = r.normals(rows * d, 3), w = r.normals(d), y = r.normals(rows * d);
+  const x = r.normals(rows * d, 3), w = r.normals(d);
   const out = b.alloc(rows * d);
   b.k.rmsnorm_f32(b.put(x), b.put(w), out, rows, d, 1e-5);
   const want: number[] = [];
@@ -97,9 +106,16 @@ test('rmsnorm_f32 and add_inplace_f32', async () => {
     for (let j = 0; j < d; j++) want.push(x[t * d + j] * inv * w[j]);
   }
   assert.ok(relErr(b.get(out, rows * d), want) <= TOL);
-  const xa = b.put(x);
-  b.k.add_inplace_f32(xa, b.put(y), rows * d);
-  assert.ok(relErr(b.get(xa, rows * d), Array.from(x, (v, i) => v + y[i])) <= 1e-7);
+});
+
+test('add_inplace_f32 is the f32 sum, exactly', async () => {
+  const b = await kernelBench();
+  const r = rng(8);
+  const n = 7 * 192;
+  const x = r.normals(n, 3), y = r.normals(n);
+  const at = b.put(x);
+  b.k.add_inplace_f32(at, b.put(y), n);
+  assert.equal(Array.from(b.get(at, n)), Array.from(x, (v, i) => fr(v + y[i])));
 });
 
 test('conv1d_silu_f32: causal forward and anti-causal mirrored backward', async () => {
@@ -161,25 +177,56 @@ test('selective_scan_f32 (both directions) and softplus match the float64 recurr
   }
 });
 
-test('combine_gate_f32: (yf + yb) / 2 * silu(z)', async () => {
-  const b = await kernelBench();
-  const r = rng(6);
+/** The mixer's two branches and the gate input at a row stride wider than E, as the forward pass has them. */
+function gateInputs(seed: number) {
+  const r = rng(seed);
   const [l, e, ldz] = [9, 16, 40];
-  const yf = r.normals(l * e), yb = r.normals(l * e), z = r.normals(l * ldz, 4);
+  return { l, e, ldz, yf: r.normals(l * e), yb: r.normals(l * e), z: r.normals(l * ldz, 4),
+    s: Float32Array.from({ length: e }, () => 0.01 + r.uniform() * 20) };
+}
+
+// The gates' vector exp is within ~2 ulp; with one division and two multiplies the result is within a few
+// ulp of float64, so 1e-6 relative.
+test('combine_gate_f32: (yf + yb) / 2 * silu(z) within 1e-6 of float64', async () => {
+  const b = await kernelBench();
+  const { l, e, ldz, yf, yb, z } = gateInputs(6);
   const yfAt = b.put(yf);
   b.k.combine_gate_f32(yfAt, b.put(yb), b.put(z), ldz, l, e);
   const want = Array.from({ length: l * e }, (_, i) => {
     const t = Math.floor(i / e), c = i % e;
     return ((yf[i] + yb[i]) / 2) * silu(z[t * ldz + c]);
   });
-  assert.ok(relErr(b.get(yfAt, l * e), want) <= TOL);
+  const err = relErr(b.get(yfAt, l * e), want);
+  assert.ok(err <= 1e-6, `rel err ${err}`);
 });
 
-test('im2col_f32 + assemble_tokens_f32 place patches and the class token as spec §2.1', async () => {
+test('combine_gate_scaled_f32: (yf + yb) / 2 * z * sigmoid(s * z) within 1e-6 of float64', async () => {
+  const b = await kernelBench();
+  const { l, e, ldz, yf, yb, z, s } = gateInputs(5);
+  const yfAt = b.put(yf);
+  b.k.combine_gate_scaled_f32(yfAt, b.put(yb), b.put(z), ldz, l, e, b.put(s));
+  const want = Float64Array.from({ length: l * e }, (_, i) => {
+    const t = Math.floor(i / e), c = i % e, v = z[t * ldz + c];
+    return (yf[i] + yb[i]) / 2 * v / (1 + Math.exp(-s[c] * v));
+  });
+  const err = relErr(b.get(yfAt, l * e), want);
+  assert.ok(err <= 1e-6, `rel err ${err}`);
+});
+
+test('combine_gate_scaled_f32 with s = 1 is combine_gate_f32, bit for bit (one source, 1 * z = z)', async () => {
+  const b = await kernelBench();
+  const { l, e, ldz, yf, yb, z } = gateInputs(9);
+  const plain = b.put(yf), scaled = b.put(yf), ybAt = b.put(yb), zAt = b.put(z);
+  b.k.combine_gate_f32(plain, ybAt, zAt, ldz, l, e);
+  b.k.combine_gate_scaled_f32(scaled, ybAt, zAt, ldz, l, e, b.put(new Float32Array(e).fill(1)));
+  assert.equal(Array.from(b.get(scaled, l * e)), Array.from(b.get(plain, l * e)));
+});
+
+test('im2col_f32 copies each patch to one row in the conv weight\'s order (spec §2.1)', async () => {
   const b = await kernelBench();
   const r = rng(7);
   const [ch, size, p, stride] = [2, 12, 4, 4];
-  const g = (size - p) / stride + 1, M = g * g, d = 8, L = M + 1, cls = Math.floor(M / 2);
+  const g = (size - p) / stride + 1, M = g * g;
   const img = r.normals(ch * size * size);
   const patches = b.alloc(M * ch * p * p);
   b.k.im2col_f32(b.put(img), ch, size, size, p, stride, g, patches);
@@ -188,13 +235,51 @@ test('im2col_f32 + assemble_tokens_f32 place patches and the class token as spec
     const gy = Math.floor(m / g), gx = m % g;
     assert.is(got[m * ch * p * p + c * p * p + ky * p + kx], img[c * size * size + (gy * stride + ky) * size + gx * stride + kx]);
   }
+});
+
+test('assemble_tokens_f32 inserts the class token at its index and adds the positions, exactly', async () => {
+  const b = await kernelBench();
+  const r = rng(10);
+  const M = 9, d = 8, L = M + 1, cls = Math.floor(M / 2);
   const emb = r.normals(M * d), clsTok = r.normals(d), pos = r.normals(L * d);
   const out = b.alloc(L * d);
   b.k.assemble_tokens_f32(b.put(emb), b.put(clsTok), b.put(pos), out, L, d, cls);
   const x = b.get(out, L * d);
   for (let t = 0; t < L; t++) for (let j = 0; j < d; j++) {
     const src = t < cls ? emb[t * d + j] : t === cls ? clsTok[j] : emb[(t - 1) * d + j];
-    assert.ok(Math.abs(x[t * d + j] - (src + pos[t * d + j])) < 1e-6);
+    assert.is(x[t * d + j], fr(src + pos[t * d + j]));
+  }
+});
+
+test('int8_dot_peak sums its blocks times the 4 rows (3, -5, 7, -11) like a 4-row GEMM tile', async () => {
+  const b = await kernelBench();
+  const r = rng(11);
+  const w = new Int8Array(1024).map(() => Math.floor(r.uniform() * 256) - 128);
+  const at = b.alloc(256);
+  new Int8Array(b.k.memory.buffer, at, 1024).set(w);
+  const blocks = 100;   // cycles through the 64 blocks of 16 bytes
+  let want = 0;
+  for (let i = 0; i < blocks; i++) for (let j = 0; j < 16; j++) want += w[(i % 64) * 16 + j] * (3 - 5 + 7 - 11);
+  assert.is(b.k.int8_dot_peak(at, blocks), want);
+});
+
+// KERNEL_NAMES and the Kernels interface are generated from the compiler's declarations of the release
+// build (scripts/build-wasm.mjs): every build must export exactly those functions, with those arities.
+// Read with binaryen (the compiler's own), since Node 20 cannot compile the relaxed builds.
+test('the generated kernel list and signatures match what every build exports', () => {
+  const generated = readFileSync(path.join(packageRoot(), 'src/model/kernels.generated.ts'), 'utf8');
+  const declared = [...generated.matchAll(/^ {2}(\w+)\((.*)\): \w+;$/gm)].map(([, name, params]) => `${name}/${params ? params.split(',').length : 0}`);
+  assert.equal(declared.map((d) => d.split('/')[0]), ['heap_base', ...KERNEL_NAMES]);
+  for (const file of ['vimedge.wasm', 'vimedge.relaxed.wasm', 'vimedge.mt.wasm', 'vimedge.mt.relaxed.wasm']) {
+    const module = binaryen.readBinary(readFileSync(path.join(packageRoot(), 'build', file)));
+    const exported: string[] = [];
+    for (let i = 0; i < module.getNumExports(); i++) {
+      const e = binaryen.getExportInfo(module.getExportByIndex(i));
+      if (e.kind !== binaryen.ExternalFunction) continue;
+      exported.push(`${e.name}/${binaryen.expandType(binaryen.getFunctionInfo(module.getFunction(e.value)).params).length}`);
+    }
+    module.dispose();
+    assert.equal(exported.sort(), [...declared].sort(), file);
   }
 });
 

@@ -1,22 +1,23 @@
-// The integer kernels (assembly/gemm_s8.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts) against host
-// references on fresh random inputs, at odd shapes: K not a multiple of 16 (or of 64 for int4), N not a
-// multiple of 4, 1 row and many rows.
+// The kernels of a quantized site (assembly/quantize.ts, gemm_qs8_4x4_dot16.ts, gemm_qs4.ts with its
+// portable and relaxed kernels, hadamard.ts) against host references on fresh random inputs, at odd shapes:
+// K not a multiple of 16 (or of 64 for int4), N not a multiple of 4, 1 row and many rows.
 //
 // Tolerances, and why:
-// - quantize_s8, gemm_s8, gemm_s4: exact. The integers are exact by construction (int32 sums cannot
+// - quantize_s8 and the GEMMs: exact. The integers are exact by construction (int32 sums cannot
 //   overflow), and the references replay the kernels' float steps (f32 product, ties to even, epilogue
 //   order) with Math.fround, so every code and every output float must be bit-identical. A float64
 //   reference of the dequantized product is also checked, to 2^-22 relative: the epilogue's three f32
 //   roundings (int32 -> f32, two multiplies).
 // - hadamard_rows_f32: 1e-6 relative to the float64 product x·diag(d)·H/√n. Each output is a ±1 sum of n
 //   f32 values through log2(n) + 12 rounded additions; 1e-6 is ~10 ulp, far below any index error (O(1)).
-// - combine_gate_scaled_f32: 1e-6 relative; the vector exp is within ~2 ulp, one division and two multiplies.
+// - shift_channels_f32: exact, one f32 subtraction per value.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBench, rng, relErr, type Bench } from './helpers/kernels.js';
 import { packQ4, packQ8 } from '../src/quant/weights.js';
 import { hadamardMatrix } from '../src/quant/hadamard.js';
 import { roundHalfEven } from '../src/quant/quantizer.js';
+import { relaxedSimdWorks } from '../src/hosts/node-wasm.js';
 
 const fr = Math.fround;
 
@@ -129,11 +130,19 @@ function gemmRef(qx: Int8Array, m: number, k: number, codes: Int8Array, n: numbe
 }
 
 const SHAPES = [[1, 13, 5], [50, 37, 34], [4, 1, 3], [17, 192, 44], [50, 384, 192], [2, 70, 9]] as const;
-// The portable build; the relaxed build's gemm_s4 is compared with it under Deno (relaxed-simd.test.ts).
+// Each GEMM kernel through the build that holds it. gemm_qs4_4x4_rdot8 runs here only where this engine
+// runs relaxed SIMD correctly (not Node 20); relaxed-simd.test.ts compares it with the portable kernel
+// under Deno on every engine.
+const GEMMS = [
+  { kernel: 'gemm_qs8_4x4_dot16', bits: 8, flavor: 'portable' },
+  { kernel: 'gemm_qs4_2x4_dot16', bits: 4, flavor: 'portable' },
+  { kernel: 'gemm_qs4_4x4_rdot8', bits: 4, flavor: 'relaxed' },
+] as const;
 for (const [m, k, n] of SHAPES) {
-  for (const bits of [8, 4]) {
-    test(`gemm_s${bits} M=${m} K=${k} N=${n}: exact integers and epilogue; float64 within 2^-22`, async () => {
-      const b = await kernelBench('portable');
+  for (const { kernel, bits, flavor } of GEMMS) {
+    if (flavor === 'relaxed' && !relaxedSimdWorks()) continue;
+    test(`${kernel} M=${m} K=${k} N=${n}: exact integers and epilogue; float64 within 2^-22`, async () => {
+      const b = await kernelBench(flavor);
       const r = rng(m * 7 + k * 13 + n + bits);
       const group = bits === 8 ? k : 64, groups = Math.ceil(k / group);
       const qmax = bits === 8 ? 127 : 7;
@@ -158,8 +167,8 @@ for (const [m, k, n] of SHAPES) {
       for (const withBias of [false, true]) {
         const ldc = n + 3;                       // a row stride wider than N: the kernel must respect it
         const c = b.alloc(m * ldc);
-        if (bits === 8) b.k.gemm_s8(...args, withBias ? b.put(bias) : 0, c, ldc);
-        else b.k.gemm_s4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(m * groups));
+        if (bits === 8) b.k.gemm_qs8_4x4_dot16(...args, withBias ? b.put(bias) : 0, c, ldc);
+        else b.k.gemm_qs4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(m * groups));
         const got = f32At(b, c, m * ldc);
         const ref = gemmRef(qx, m, k, codes, n, group, sw, sum, sx, zx, withBias ? bias : undefined);
         const rowsGot = new Float32Array(m * n);
@@ -204,27 +213,15 @@ for (const n of [1, 2, 16, 64, 12, 24, 384, 192]) {
   });
 }
 
-test('combine_gate_scaled_f32: (yf + yb)/2 · z·sigmoid(s·z) within 1e-6 of float64', async () => {
-  const b = await kernelBench();
-  const r = rng(5);
-  const L = 9, E = 12;
-  const yf = r.normals(L * E), yb = r.normals(L * E), z = r.normals(L * 2 * E, 3);
-  const s = Float32Array.from({ length: E }, () => 0.01 + r.uniform() * 20);
-  const yfAt = b.put(yf);
-  b.k.combine_gate_scaled_f32(yfAt, b.put(yb), b.put(z) + E * 4, 2 * E, L, E, b.put(s));
-  const want = Float64Array.from({ length: L * E }, (_, i) => {
-    const t = Math.floor(i / E), c = i % E, v = z[t * 2 * E + E + c];
-    return (yf[i] + yb[i]) / 2 * v / (1 + Math.exp(-s[c] * v));
-  });
-  const e = relErr(b.get(yfAt, L * E), want);
-  assert.ok(e <= 1e-6, `rel err ${e}`);
-});
-
 test('shift_channels_f32 subtracts a per-channel shift at a row stride, exactly', async () => {
   const b = await kernelBench();
-  const x = b.put([1, 2, 3, 9, 4, 5, 6, 9]);
-  b.k.shift_channels_f32(x, 4, 2, 3, b.put([0.5, 1, -1]));
-  assert.equal(Array.from(b.get(x, 8)), [0.5, 1, 4, 9, 3.5, 4, 7, 9]);
+  const r = rng(17);
+  const rows = 5, k = 13, ldx = 16;
+  const x = r.normals(rows * ldx, 3), shift = r.normals(k);
+  const at = b.put(x);
+  b.k.shift_channels_f32(at, ldx, rows, k, b.put(shift));
+  const want = Array.from(x, (v, i) => (i % ldx < k ? fr(v - shift[i % ldx]) : v));
+  assert.equal(Array.from(b.get(at, rows * ldx)), want);
 });
 
 test.run();

@@ -1,7 +1,8 @@
-// The relaxed-SIMD build (build/vimedge.relaxed.wasm: gemm_s4 on i32x4.relaxed_dot_i8x16_i7x16_add_s) must
+// The relaxed-SIMD build (build/vimedge.relaxed.wasm: gemm_qs4 is gemm_qs4_4x4_rdot8, on
+// i32x4.relaxed_dot_i8x16_i7x16_add_s, where the portable build has gemm_qs4_2x4_dot16) must
 // give the same floats as the portable build, bit for bit. Node 20's V8 computes that instruction wrongly
 // (src/hosts/node-wasm.ts), so the comparison runs under Deno 2 (V8 15), whose relaxed SIMD is correct:
-// gemm_s4 on 7 seeded shapes, then a W4A8 model's scores through the Deno bundle with each wasm.
+// gemm_qs4 on 7 seeded shapes, then a W4A8 model's scores through the Deno bundle with each wasm.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -37,7 +38,7 @@ test('detection: VIMEDGE_SIMD overrides, a bad value is refused by name', async 
   }
 });
 
-test('Deno: relaxed gemm_s4 and a W4A8 model give bit-identical results to the portable build', async () => {
+test('Deno: relaxed gemm_qs4 and a W4A8 model give bit-identical results to the portable build', async () => {
   ensureBuilt();
   const dir = mkdtempSync(path.join(tmpdir(), 'vimedge-relaxed-'));
   try {

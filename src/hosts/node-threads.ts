@@ -6,9 +6,8 @@
  * steps of a forward pass follow each other within microseconds and a futex wake-up costs tens of them.
  */
 import { Worker } from 'node:worker_threads';
-import type { Kernels } from '../model/kernels.js';
-import type { KernelCall, KernelName, ThreadPool } from '../model/parallel.js';
-import { instantiateKernels } from '../model/kernels.js';
+import { instantiateKernels, KERNEL_NAMES, type KernelName, type Kernels } from '../model/kernels.js';
+import type { KernelCall, ThreadPool } from '../model/parallel.js';
 import type { Threads } from '../model/model-file.js';
 import { readKernelWasm } from './node-wasm.js';
 import { fail } from '../errors.js';
@@ -38,7 +37,8 @@ interface WorkerInit {
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
   index: number;
-  names: string[];
+  /** KERNEL_NAMES: a call in a slot names its kernel by its index in this list. */
+  names: readonly string[];
   layout: { control: typeof CONTROL; slotValues: number; spins: number };
 }
 
@@ -84,32 +84,31 @@ export class NodeThreadPool implements ThreadPool {
   private readonly workers: Worker[];
   private readonly control: Int32Array;
   private readonly slots: Float64Array[];
-  private readonly nameIndex: Map<string, number>;
+  private readonly nameIndex: Map<KernelName, number>;
   private readonly kernels: Kernels;
   private error: string | undefined;
 
-  private constructor(kernels: Kernels, workers: Worker[], buffer: SharedArrayBuffer, names: string[]) {
+  private constructor(kernels: Kernels, workers: Worker[], buffer: SharedArrayBuffer) {
     this.kernels = kernels;
     this.workers = workers;
     this.threads = workers.length + 1;
     this.control = new Int32Array(buffer, 0, CONTROL.ints);
     this.slots = workers.map((_, i) => new Float64Array(buffer, 16 + i * SLOT_VALUES * 8, SLOT_VALUES));
-    this.nameIndex = new Map(names.map((n, i) => [n, i]));
+    this.nameIndex = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
     for (const w of workers) w.on('error', (e: Error) => { this.error = e.message; });
   }
 
   /** Starts threads - 1 workers on `memory` (shared) with `module` (the threads build of the kernels). */
   static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, threads: number): Promise<NodeThreadPool> {
-    const names = Object.keys(kernels).filter((n) => typeof (kernels as unknown as Record<string, unknown>)[n] === 'function');
     const buffer = new SharedArrayBuffer(16 + (threads - 1) * SLOT_VALUES * 8);
     const workers = await Promise.all(Array.from({ length: threads - 1 }, (_, i) => new Promise<Worker>((resolve, reject) => {
-      const init: WorkerInit = { module, memory, control: buffer, index: i, names,
+      const init: WorkerInit = { module, memory, control: buffer, index: i, names: KERNEL_NAMES,
         layout: { control: CONTROL, slotValues: SLOT_VALUES, spins: SPINS } };
       const w = new Worker(`(${workerMain.toString()})()`, { eval: true, workerData: init });
       w.once('message', () => { w.unref(); resolve(w); });
       w.once('error', reject);
     })));
-    return new NodeThreadPool(kernels, workers, buffer, names);
+    return new NodeThreadPool(kernels, workers, buffer);
   }
 
   run(lists: KernelCall[][]): void {

@@ -18,8 +18,8 @@ export function packageRoot(): string {
 
 /**
  * Which SIMD the kernels use: 'relaxed' where the engine runs relaxed SIMD correctly (the int4 GEMM's dot
- * product, exact on every conforming implementation, see assembly/gemm_s8.ts), else 'portable'. Both give
- * identical logits. The check runs the instruction on known values, not only validates it: Node 20's V8
+ * product, exact on every conforming implementation, see assembly/gemm_qs4_4x4_rdot8.ts), else 'portable'.
+ * Both give identical logits. The check runs the instruction on known values, not only validates it: Node 20's V8
  * has it behind a flag, and there it returns wrong sums (-120 for the -53 below), so Node 20 stays portable;
  * Deno 2 and Node 22+ (V8 >= 11.4, relaxed SIMD shipped) pass. VIMEDGE_SIMD (portable | relaxed) overrides.
  */
@@ -33,7 +33,8 @@ const RELAXED_PROBE = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96,
   1, 5, 3, 1, 0, 0, 7, 9, 1, 5, 112, 114, 111, 98, 101, 0, 0, 9, 6, 1, 0, 65, 1, 11, 0, 10, 23, 1, 21, 0, 65, 125, 253, 15,
   65, 5, 253, 15, 65, 7, 253, 17, 253, 147, 2, 253, 27, 0, 15, 11]);
 
-function relaxedSimdWorks(): boolean {
+/** Whether this engine runs relaxed SIMD correctly (the probe above), whatever VIMEDGE_SIMD says. */
+export function relaxedSimdWorks(): boolean {
   if (!WebAssembly.validate(RELAXED_PROBE)) return false;
   const { probe } = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports as { probe(): number };
   return probe() === -53;

@@ -1,40 +1,25 @@
 /**
  * The WebAssembly kernels (assembly/) as the host sees them: raw exports taking byte offsets into the
  * module's memory. One instance per loaded model, so models never share or corrupt each other's memory.
+ * Their signatures and the list of their names are generated from assembly/ by the build
+ * (kernels.generated.ts), never written by hand.
  */
 import { fail } from '../errors.js';
+import { KERNEL_NAMES, type KernelName, type Kernels } from './kernels.generated.js';
 
-export interface Kernels {
-  memory: WebAssembly.Memory;
-  heap_base(): number;
-  gemm_f32(a: number, lda: number, wp: number, bias: number, c: number, ldc: number,
-           m: number, k: number, n: number): void;
-  rmsnorm_f32(x: number, w: number, out: number, rows: number, d: number, eps: number): void;
-  add_inplace_f32(x: number, y: number, n: number): void;
-  conv1d_silu_f32(x: number, ldx: number, w: number, bias: number, out: number,
-                  l: number, e: number, k: number, reverse: number): void;
-  selective_scan_f32(u: number, delta: number, a: number, bc: number, ldbc: number, dskip: number,
-                     y: number, l: number, e: number, reverse: number): void;
-  softplus_inplace_f32(x: number, n: number): void;
-  combine_gate_f32(yf: number, yb: number, z: number, ldz: number, l: number, e: number): void;
-  im2col_f32(img: number, ch: number, h: number, w: number, p: number, stride: number, g: number,
-             out: number): void;
-  assemble_tokens_f32(patches: number, cls: number, pos: number, out: number,
-                      l: number, d: number, c: number): void;
-  exp_f32_array(x: number, out: number, n: number): void;
-  exp2_nonpositive_f32_array(x: number, out: number, n: number): void;
-  // Quantized Linear layers (assembly/gemm_s8.ts, quantize.ts, hadamard.ts, gate_scaled_f32.ts).
-  gemm_s8(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
-          sx: number, zx: number, bias: number, c: number, ldc: number): void;
-  gemm_s4(qx: number, ldq: number, m: number, k: number, w: number, n: number, sw: number, wsum: number,
-          sx: number, zx: number, bias: number, c: number, ldc: number, scratch: number): void;
-  quantize_s8(x: number, ldx: number, rows: number, k: number, scale: number, zero: number, perToken: number,
-              qmin: number, qmax: number, q: number, ldq: number, sx: number, zx: number): void;
-  shift_channels_f32(x: number, ldx: number, rows: number, k: number, shift: number): void;
-  hadamard_rows_f32(x: number, ldx: number, rows: number, n: number, d: number, scratch: number): void;
-  /** bench/ only: the int8 dot throughput of gemm_s8's instruction mix (assembly/peak.ts). */
-  int8_dot_peak(w: number, blocks: number): number;
-  combine_gate_scaled_f32(yf: number, yb: number, z: number, ldz: number, l: number, e: number, s: number): void;
+export { KERNEL_NAMES, type KernelName, type Kernels };
+
+type KernelFunction = (...args: number[]) => unknown;
+
+/**
+ * `kernels` with every kernel (KERNEL_NAMES) replaced by wrap(name, kernel), memory and heap_base kept:
+ * the one way to stand between the host and the exports, to record calls for a thread (parallel.ts) or
+ * to time them (bench/profile.ts).
+ */
+export function wrapKernels(kernels: Kernels, wrap: (name: KernelName, kernel: KernelFunction) => KernelFunction): Kernels {
+  const wrapped: Record<string, unknown> = { memory: kernels.memory, heap_base: kernels.heap_base };
+  for (const name of KERNEL_NAMES) wrapped[name] = wrap(name, kernels[name] as KernelFunction);
+  return wrapped as unknown as Kernels;
 }
 
 /** Compiles once per wasm binary; instantiation per model is cheap. */

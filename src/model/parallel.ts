@@ -5,10 +5,7 @@
  * when all are done. Every row is computed by the same kernel code whatever the split, so the logits are
  * identical at any thread count (test/threads.test.ts).
  */
-import type { Kernels } from './kernels.js';
-
-/** Names of the kernels a worker may be asked to run: every function export except heap_base. */
-export type KernelName = Exclude<{ [K in keyof Kernels]: Kernels[K] extends (...a: never[]) => unknown ? K : never }[keyof Kernels], 'heap_base'>;
+import { wrapKernels, type KernelName, type Kernels } from './kernels.js';
 
 export interface KernelCall { name: KernelName; args: number[] }
 
@@ -21,13 +18,7 @@ export interface ThreadPool {
 
 /** An object with the kernels' call signatures that records calls instead of running them. */
 export function recorder(kernels: Kernels, calls: KernelCall[]): Kernels {
-  const out: Record<string, unknown> = { memory: kernels.memory, heap_base: kernels.heap_base };
-  for (const [name, f] of Object.entries(kernels)) {
-    if (typeof f === 'function' && name !== 'heap_base') {
-      out[name] = (...args: number[]) => { calls.push({ name: name as KernelName, args }); };
-    }
-  }
-  return out as unknown as Kernels;
+  return wrapKernels(kernels, (name) => (...args) => { calls.push({ name, args }); });
 }
 
 /**

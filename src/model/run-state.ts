@@ -28,7 +28,7 @@ export interface LinearScratch {
   rowScale: number;  // [L] f32 scale of each row of q
   rowZero: number;   // [L] i32 zero point of each row of q
   rotation: number;  // 48 floats of hadamard_rows_f32's scratch
-  groupSums: number; // i32 [L, kp / 64]: gemm_s4's activation sums per group (relaxed-SIMD build)
+  groupSums: number; // i32 [L, kp / 64]: gemm_qs4's activation sums per group (relaxed-SIMD build)
 }
 
 /** Buffers of one direction of the mixer's branch (§2.3): one set per direction, so both can run at once. */

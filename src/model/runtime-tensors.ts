@@ -22,7 +22,7 @@ export interface RuntimeTensor {
   layout: TensorLayout;
 }
 
-/** How a Linear weight is stored: fp32 for gemm_f32, or int8 / int4 panels for gemm_s8 / gemm_s4. */
+/** How a Linear weight is stored: fp32 for gemm_f32_4x8, or int8 / int4 panels for gemm_qs8_4x4_dot16 / gemm_qs4. */
 export type WeightLayout = 'kn8' | 'q8' | 'q4g64';
 
 /** Inputs per scale group of a 'q4g64' weight. */

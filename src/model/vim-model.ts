@@ -2,8 +2,8 @@
  * A loaded Vim classifier: weights copied into the kernels' memory once and resolved to per-layer records of
  * byte offsets, every activation buffer planned once (run-state.ts, no allocation per image), and forward()
  * walking docs/MODEL.md §2 step by step. The Linear layers of the mixer run on whatever their weight's stored
- * layout says: gemm_f32 for 'kn8', or quantize_s8 + gemm_s8 / gemm_s4 for the int8 / int4 layouts of a
- * quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is three parallel steps:
+ * layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4 for the int8 / int4
+ * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is three parallel steps:
  * norm + in_proj split by rows, the two scan branches side by side, gate + out_proj split by rows. An Observer
  * sees the activations between those steps, so observing runs the very same kernel calls.
  */
@@ -191,7 +191,7 @@ export class VimModel {
     // §2.1 steps 1-3: patch embedding as a GEMM over im2col rows, class token in the middle, positions added.
     const M = c.gridSize * c.gridSize, patchLen = c.channels * c.patchSize * c.patchSize;
     k.im2col_f32(s.img, c.channels, c.imageSize, c.imageSize, c.patchSize, c.stride, c.gridSize, s.patches);
-    this.parallel(M, (kk, r0, r1) => kk.gemm_f32(s.patches + r0 * patchLen * 4, patchLen, w.patchEmbed.weight,
+    this.parallel(M, (kk, r0, r1) => kk.gemm_f32_4x8(s.patches + r0 * patchLen * 4, patchLen, w.patchEmbed.weight,
       w.patchEmbed.bias, s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
     o?.patchEmbed?.(this.floats(s.embed, M * D));
     k.assemble_tokens_f32(s.embed, w.clsToken, w.posEmbed, s.resid, L, D, c.clsIndex);
@@ -228,7 +228,7 @@ export class VimModel {
     o?.finalResidual?.(this.floats(s.resid, L * D));
     k.rmsnorm_f32(s.resid + c.clsIndex * D * 4, w.normF, s.cls, 1, D, c.normEps);
     o?.classToken?.(this.floats(s.cls, D));
-    k.gemm_f32(s.cls, D, w.head.weight, w.head.bias, s.logits, c.numClasses, 1, D, c.numClasses);
+    k.gemm_f32_4x8(s.cls, D, w.head.weight, w.head.bias, s.logits, c.numClasses, 1, D, c.numClasses);
     return this.floats(s.logits, c.numClasses).slice();
   }
 
@@ -283,7 +283,7 @@ export class VimModel {
     if (op.transform?.shift) k.shift_channels_f32(xr, x.ld, rows, K, op.transform.shift);
     if (op.transform?.signs) k.hadamard_rows_f32(xr, x.ld, rows, K, op.transform.signs, scratch.rotation);
     if (op.layout === 'kn8') {
-      k.gemm_f32(xr, x.ld, op.weight, op.bias, outr, out.ld, rows, K, n);
+      k.gemm_f32_4x8(xr, x.ld, op.weight, op.bias, outr, out.ld, rows, K, n);
       return;
     }
     const ldq = alignUp(K, Q4_GROUP);
@@ -291,8 +291,8 @@ export class VimModel {
     const q = scratch.q + r0 * ldq, sx = scratch.rowScale + r0 * 4, zx = scratch.rowZero + r0 * 4;
     k.quantize_s8(xr, x.ld, rows, K, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
-    if (op.layout === 'q8') k.gemm_s8(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld);
-    else k.gemm_s4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (ldq / Q4_GROUP) * 4);
+    if (op.layout === 'q8') k.gemm_qs8_4x4_dot16(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld);
+    else k.gemm_qs4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (ldq / Q4_GROUP) * 4);
   }
 
   private observeInput(op: LinearOp, o: Observer | undefined): void {

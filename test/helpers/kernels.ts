@@ -1,6 +1,7 @@
 // Test access to the raw kernels: a fresh instance and a bump allocator over its memory.
 import { instantiateKernels, ensureMemory, type Kernels } from '../../src/model/kernels.js';
 import { readKernelWasm, type SimdFlavor } from '../../src/hosts/node-wasm.js';
+import { seededRandom } from '../../src/quant/random.js';
 
 export interface Bench {
   k: Kernels;
@@ -33,16 +34,9 @@ export async function kernelBench(flavor?: SimdFlavor): Promise<Bench> {
   };
 }
 
-/** Seeded uniform/normal generator (mulberry32 + Box-Muller) so failures reproduce. */
+/** Seeded uniform/normal generator (the quantizer's mulberry32 + Box-Muller) so failures reproduce. */
 export function rng(seed: number) {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed).next;
   const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
   return {
     uniform,

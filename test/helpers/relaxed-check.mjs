@@ -1,6 +1,6 @@
 // Run by test/relaxed-simd.test.ts under Deno (whose V8 runs relaxed SIMD correctly; Node 20's does not):
 //   deno run --allow-read relaxed-check.mjs <root> <model.vimq>
-// 1. gemm_s4 of build/vimedge.relaxed.wasm against build/vimedge.wasm on seeded random int4 weights and
+// 1. gemm_qs4 of build/vimedge.relaxed.wasm against build/vimedge.wasm on seeded random int4 weights and
 //    int8 activations, odd shapes included: the outputs must be the same floats, bit for bit.
 // 2. The W4A8 model classified through the Deno bundle with each wasm: every score identical.
 // Prints one JSON line: { gemmCases, gemmMismatches, scoresIdentical, scores }.
@@ -54,7 +54,7 @@ for (const [m, k, n] of [[1, 13, 5], [50, 37, 34], [4, 1, 3], [17, 192, 44], [50
     };
     const args = [put(qx), kp, m, k, put(packed), n, put(sw), put(wsum), put(sx), put(zx), put(bias)];
     const c = put(new Float32Array(m * n)), scratch = put(new Int32Array(m * groups));
-    kx.gemm_s4(...args, c, n, scratch);
+    kx.gemm_qs4(...args, c, n, scratch);
     outputs.push(new Uint32Array(kx.memory.buffer, c, m * n).slice());
   }
   cases++;

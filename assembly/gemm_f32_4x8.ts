@@ -3,9 +3,10 @@
 // W arrives packed as Wp[k, n] (the transpose) with its row width padded to a multiple of 8, so the
 // inner loop broadcasts one A value and multiplies it into 8 consecutive outputs (two f32x4 vectors).
 // Tile: 4 rows of A x 8 outputs = 8 accumulators, which fits the 16 SIMD registers of x86-64 and arm64.
+// Plain f32x4 multiply and add (no fused multiply-add), the same code and the same floats in both builds.
 
 /** Row width of a packed weight: N rounded up to a multiple of 8. */
-export function packed_width(n: i32): i32 {
+function packed_width(n: i32): i32 {
   return (n + 7) & ~7;
 }
 
@@ -44,8 +45,8 @@ function store_row(c: usize, v0: v128, v1: v128, bias: usize, n0: i32, cols: i32
  * C[M, N] (row stride ldc floats) = A[M, K] (row stride lda) x Wp[K, packed_width(N)] + bias[N].
  * bias = 0 means no bias.
  */
-export function gemm_f32(a: usize, lda: i32, wp: usize, bias: usize, c: usize, ldc: i32,
-                         m: i32, k: i32, n: i32): void {
+export function gemm_f32_4x8(a: usize, lda: i32, wp: usize, bias: usize, c: usize, ldc: i32,
+                             m: i32, k: i32, n: i32): void {
   const np = packed_width(n);
   const wRow = <usize>np << 2;
   const aRow = <usize>lda << 2;
