@@ -8,7 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VimedgeError } from '../src/errors.js';
 import { decodeImageFile } from '../src/hosts/node-decode.js';
-import { pilResize, type RawImage, type ResampleFilter } from '../src/preprocess/pil-resize.js';
+import { pilResize, type ResampleFilter } from '../src/preprocess/pil-resize.js';
+import type { RawImage } from '../src/preprocess/raw-image.js';
 import {
   cropOffset, normalize, preprocess, resizeAndCrop, resizedSize, toGreyscale, VIM_IMAGENET_SPEC,
   type PreprocessSpec,
