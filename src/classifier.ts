@@ -45,7 +45,7 @@ export type ImageDecoder<Image> = (image: Image, maxPixels: number) => Promise<R
 const DEFAULT_TOP_K = 5;
 
 /** Softmax in float64 (scores are compared across hosts to 1e-6). */
-export function softmax(logits: ArrayLike<number>): Float64Array {
+function softmax(logits: ArrayLike<number>): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
   const p = Float64Array.from(logits, (v) => Math.exp(v - max));
