@@ -303,9 +303,9 @@ test('no network in the sources: Node network modules are imported nowhere, fetc
     const text = readFileSync(file, 'utf8');
     assert.not.match(text, /from ['"](node:)?(net|tls|http|https|http2|dgram|dns)['"]/, `${file} imports a network module`);
     assert.not.match(text, /new (WebSocket|EventSource|XMLHttpRequest)\b/, `${file} opens a connection`);
-    // fetch() is called in one place: api.ts fetchBytes, which loads what the caller named by an http(s) URL.
+    // fetch() is called in one place: hosts/loading.ts fetchBytes, which loads what the caller named by a URL.
     const calls = text.match(/\bfetch\(/g)?.length ?? 0;
-    if (file !== path.join('src', 'api.ts')) assert.is(calls, 0, `${file} calls fetch`);
+    if (file !== path.join('src', 'hosts', 'loading.ts')) assert.is(calls, 0, `${file} calls fetch`);
   }
 });
 

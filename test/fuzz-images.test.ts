@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { decodeImageBytes, type DecodedImage } from '../src/hosts/node-decode.js';
 import { decodeEncoded, type DecoderModules } from '../src/hosts/web-decode.js';
 import { loadClassifier } from '../src/index.js';
-import { pilResize, type RawImage } from '../src/preprocess/pil-resize.js';
+import { pilResize } from '../src/preprocess/pil-resize.js';
+import type { RawImage } from '../src/preprocess/raw-image.js';
 import { cropOffset, resizeAndCrop, resizedSize, type PreprocessSpec } from '../src/preprocess/pipeline.js';
 import {
   applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid,

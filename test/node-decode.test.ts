@@ -138,7 +138,7 @@ test('empty, non-image, truncated and missing files: BAD_IMAGE naming the file',
     await rejects(decodeImageFile(cut), 'BAD_IMAGE', cut, 'cannot decode image');
   }
   const missing = join(scratch, 'missing.jpg');
-  await rejects(decodeImageFile(missing), 'BAD_IMAGE', missing, 'cannot read file');
+  await rejects(decodeImageFile(missing), 'BAD_IMAGE', missing, 'no such file');
 });
 
 /** A valid 1-bit greyscale PNG of one colour: tens of kB on disk, 400 megapixels decoded. */

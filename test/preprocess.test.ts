@@ -8,9 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VimedgeError } from '../src/errors.js';
 import { decodeImageFile } from '../src/hosts/node-decode.js';
-import { pilResize, type RawImage, type ResampleFilter } from '../src/preprocess/pil-resize.js';
+import { pilResize, type ResampleFilter } from '../src/preprocess/pil-resize.js';
+import { rgbFromRgba, type RawImage } from '../src/preprocess/raw-image.js';
 import {
-  cropOffset, normalize, preprocess, resizeAndCrop, resizedSize, toGreyscale, VIM_IMAGENET_SPEC,
+  cropOffset, normalize, preprocess, resizeAndCrop, resizedSize, toGreyscale, vimEvalSpec, VIM_IMAGENET_SPEC,
   type PreprocessSpec,
 } from '../src/preprocess/pipeline.js';
 
@@ -157,6 +158,19 @@ test('preprocess defaults to the Vim ImageNet spec: 3x224x224 CHW', async () => 
   }
 });
 
+test("Vim's evaluation spec: Resize(int(size / 0.875)), CenterCrop(size), ImageNet or channel-averaged statistics", () => {
+  assert.equal(vimEvalSpec(3, 224), { ...VIM_IMAGENET_SPEC });
+  assert.equal(VIM_IMAGENET_SPEC, { resize: 256, crop: 224, interpolation: 'bicubic', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 });
+  assert.equal(vimEvalSpec(1, 28), { resize: 32, crop: 28, interpolation: 'bicubic', mean: [0.449], std: [0.226], channels: 1 });
+  assert.is(vimEvalSpec(3, 64).resize, 73);
+});
+
+test('RGBA to RGB drops alpha (not composited); shift 8 keeps the high byte of 16-bit samples', () => {
+  const rgba = [10, 20, 30, 0, 200, 100, 50, 255];
+  assert.equal(rgbFromRgba(2, 1, rgba), { width: 2, height: 1, channels: 3, data: new Uint8Array([10, 20, 30, 200, 100, 50]) });
+  assert.equal(rgbFromRgba(1, 1, Uint16Array.from([0x1234, 0xff00, 0x00ff, 0]), 8).data, new Uint8Array([0x12, 0xff, 0x00]));
+});
+
 test('greyscale input is replicated for a 3-channel spec, like convert("RGB")', () => {
   const grey: RawImage = { width: 3, height: 2, channels: 1, data: new Uint8Array([0, 50, 100, 150, 200, 250]) };
   const spec = { ...VIM_IMAGENET_SPEC, resize: 2, crop: 2 };
@@ -189,7 +203,7 @@ test('bad images and specs are refused with a clear error', () => {
 });
 
 test('the preprocessing modules use no host APIs (they run in browsers, Deno and workerd)', () => {
-  for (const file of ['src/preprocess/pil-resize.ts', 'src/preprocess/pipeline.ts']) {
+  for (const file of ['src/preprocess/pil-resize.ts', 'src/preprocess/pipeline.ts', 'src/preprocess/raw-image.ts']) {
     const imports = [...readFileSync(join(ROOT, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]);
     assert.ok(imports.every((i) => i.startsWith('./') || i === '../errors.js'), `${file}: ${imports}`);
   }

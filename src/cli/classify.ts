@@ -1,26 +1,20 @@
 /** `vimedge classify <files or folders>...`: top-K labels per image, one line (or JSON object) each. */
 import { Command } from 'commander';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
 import { positiveInt, threadsOption } from './args.js';
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
-  const { isImageFile } = await import('../datasets/image-folder.js');
+  const { listImages } = await import('../datasets/image-folder.js');
   const files: string[] = [];
   let fromFolder = false;
   for (const input of inputs) {
     const info = await stat(input).catch(() => undefined);
     if (info?.isDirectory()) {
       fromFolder = true;
-      const entries = await readdir(input, { recursive: true, withFileTypes: true });
-      files.push(...entries
-        // Symbolic links too: a link to an image is classified, a dangling one reported like a missing file.
-        .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageFile(e.name))
-        .map((e) => path.join(e.parentPath ?? input, e.name))
-        .sort());
+      files.push(...await listImages(input));
     } else {
       files.push(input); // a missing file is reported when it is read, with the others still classified
     }
@@ -40,7 +34,7 @@ export function classifyCommand(): Command {
     .addOption(threadsOption())
     .action(async (inputs: string[], opts) => {
       const { loadClassifier } = await import('../index.js');
-      const { topK } = await import('../classifier.js');
+      const { rankLabels } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
       const classifier = await loadClassifier(opts.model, { threads: opts.threads });
       const { files, fromFolder } = await expandInputs(inputs);
@@ -51,7 +45,7 @@ export function classifyCommand(): Command {
         try {
           // One forward pass for both: the logits, ranked as classifier.classify ranks them.
           const logits = await classifier.logits(file, { maxPixels: opts.maxPixels });
-          const top = topK(logits, classifier.info.labels, opts.top);
+          const top = rankLabels(logits, classifier.info.labels, opts.top);
           const line = opts.json
             ? JSON.stringify({ file, top, ...(opts.logits ? { logits: Array.from(logits) } : {}) })
             : `${file}: ${top.map((p) => `${p.label} (${p.score.toFixed(4)})`).join(', ')}`;

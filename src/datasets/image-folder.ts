@@ -14,14 +14,25 @@ export function isImageFile(file: string): boolean {
   return IMAGE_EXTENSIONS.has(path.extname(file).toLowerCase());
 }
 
+/**
+ * The image files anywhere below `folder`, by extension, as sorted paths. Symbolic links count as files: a
+ * link to an image is read, a dangling one fails when it is read, like a missing file.
+ */
+export async function listImages(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageFile(e.name))
+    .map((e) => path.join(e.parentPath ?? folder, e.name))
+    .sort();
+}
+
 export async function imageFolder(root: string): Promise<LabelledImages> {
   const entries = await readdir(root, { withFileTypes: true }).catch(() => fail('BAD_DATASET', `${root}: not a readable folder`));
   const classNames = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
   if (classNames.length === 0) fail('BAD_DATASET', `${root}: no class sub-folders (expected ${root}/<class>/<image>)`);
   const items: { file: string; label: number }[] = [];
   for (const [label, name] of classNames.entries()) {
-    const files = (await readdir(path.join(root, name), { recursive: true })).filter(isImageFile).sort();
-    items.push(...files.map((f) => ({ file: path.join(root, name, f), label })));
+    items.push(...(await listImages(path.join(root, name))).map((file) => ({ file, label })));
   }
   if (items.length === 0) fail('BAD_DATASET', `${root}: no images in its class sub-folders`);
   return {

@@ -9,11 +9,7 @@
  */
 import { webHost } from './web.js';
 
-export { VimedgeError } from '../api.js';
-export type {
-  ClassifyOptions, ErrorCode, ImageClassifier, LoadOptions, ModelInfo, Prediction, PreprocessSpec, RawImage,
-  VimConfig, WasmSource, BinaryData,
-} from '../api.js';
+export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
 /** Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels. */

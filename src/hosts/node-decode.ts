@@ -9,21 +9,19 @@
  * opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
  * in both.
  */
-import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import { checkMaxPixels, DEFAULT_MAX_PIXELS, type RawImage } from '../preprocess/raw-image.js';
+import { readFileChecked } from './node.js';
 import { fail } from '../errors.js';
-import type { RawImage } from '../preprocess/pil-resize.js';
 
 export interface DecodedImage extends RawImage {
   channels: 3;
 }
 
 export interface DecodeOptions {
-  /** Refuse images with more pixels than this (decompression bombs); default 100 megapixels. */
+  /** Refuse images with more pixels than this (decompression bombs); default DEFAULT_MAX_PIXELS. */
   maxPixels?: number;
 }
-
-export const DEFAULT_MAX_PIXELS = 100_000_000;
 
 function reason(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0];
@@ -123,9 +121,7 @@ async function decodeRgb(bytes: Uint8Array, header: Header, options: SharpOption
 /** Decode an encoded image (JPEG, PNG, GIF, WebP, TIFF, ...); `name` is used in error messages. */
 export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
-    fail('BAD_ARGUMENT', `maxPixels must be a positive integer, got ${maxPixels}`);
-  }
+  checkMaxPixels(maxPixels);
   if (bytes.length === 0) fail('BAD_IMAGE', `${name}: empty file (0 bytes)`);
   // Header only: the size is checked before any pixel is decoded.
   let meta: Metadata;
@@ -150,11 +146,5 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
 
 /** Read and decode an image file; errors name the file. */
 export async function decodeImageFile(path: string, opts: DecodeOptions = {}): Promise<DecodedImage> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    fail('BAD_IMAGE', `${path}: cannot read file (${reason(err)})`);
-  }
-  return decodeImageBytes(bytes, path, opts);
+  return decodeImageBytes(await readFileChecked(path, 'image'), path, opts);
 }

@@ -20,9 +20,8 @@
  */
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import { decodePngRgba16 } from './png-codec.js';
-import type { RawImage } from '../preprocess/pipeline.js';
+import { DEFAULT_MAX_PIXELS, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
-import { DEFAULT_MAX_PIXELS } from '../api.js';
 
 export type EncodedFormat = 'jpeg' | 'png';
 
@@ -146,15 +145,7 @@ async function decodeJpeg(bytes: Uint8Array, header: Header, name: string, modul
   if (jpegMessages.some((m) => /premature end/i.test(m))) {
     return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${jpegMessages.join('; ')})`);
   }
-  const { width, height, data } = result;
-  const n = width * height;
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    rgb[3 * i] = data[4 * i];
-    rgb[3 * i + 1] = data[4 * i + 1];
-    rgb[3 * i + 2] = data[4 * i + 2];
-  }
-  return { width, height, channels: 3, data: rgb };
+  return rgbFromRgba(result.width, result.height, result.data);
 }
 
 // ---- PNG: the Rust png crate through wasm-bindgen, always at 16 bits a sample.
@@ -174,19 +165,12 @@ async function decodePngBytes(bytes: Uint8Array, header: Header, name: string, m
     if (width !== header.width || height !== header.height) {
       fail('BAD_IMAGE', `${name}: decoded ${width}x${height}, the header says ${header.width}x${header.height}`);
     }
-    const n = width * height;
-    const rgb = new Uint8Array(n * 3);
     // Colour type 0 (greyscale) at 16 bits: PIL mode I, converted to RGB by clipping. Everything else
     // (8-bit images widened by the codec as v * 257, 16-bit colour, 16-bit grey + alpha): the high byte.
-    if (header.colorType === 0 && header.depth === 16) {
-      for (let i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(data[4 * i], 255);
-    } else {
-      for (let i = 0; i < n; i++) {
-        rgb[3 * i] = data[4 * i] >> 8;
-        rgb[3 * i + 1] = data[4 * i + 1] >> 8;
-        rgb[3 * i + 2] = data[4 * i + 2] >> 8;
-      }
-    }
+    if (header.colorType !== 0 || header.depth !== 16) return rgbFromRgba(width, height, data, 8);
+    const n = width * height;
+    const rgb = new Uint8Array(n * 3);
+    for (let i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(data[4 * i], 255);
     return { width, height, channels: 3, data: rgb };
   } finally {
     image.free();

@@ -4,11 +4,10 @@
  * time. The entries (browser.ts, worker.ts and the generated Deno entry) differ only in where the
  * WebAssembly comes from by default.
  */
-import {
-  asBytes, compileWasm, createClassifier, fetchBytes, isBinary, isRawImage, responseBytes, threadCount,
-  DEFAULT_MAX_PIXELS, type BinaryData, type ClassifyOptions, type ImageClassifier, type LoadOptions,
-  type RawImage, type WasmSource,
-} from '../api.js';
+import type { BinaryData, LoadOptions, WasmSource } from '../api.js';
+import { createClassifier, type ImageClassifier } from '../classifier.js';
+import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
+import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
 import { decodeEncoded, sniffFormat, type DecoderModules } from './web-decode.js';
 import { fail } from '../errors.js';
 
@@ -96,19 +95,6 @@ function isImageDataLike(v: unknown): v is ImageDataLike {
     && (o.data instanceof Uint8ClampedArray || o.data instanceof Uint8Array) && o.data.length === o.width * o.height * 4;
 }
 
-/** RGBA to RGB, alpha dropped as PIL's convert('RGB') does (not composited onto a background). */
-function dropAlpha(image: ImageDataLike): RawImage {
-  const { width, height, data } = image;
-  const n = width * height;
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    rgb[3 * i] = data[4 * i];
-    rgb[3 * i + 1] = data[4 * i + 1];
-    rgb[3 * i + 2] = data[4 * i + 2];
-  }
-  return { width, height, channels: 3, data: rgb };
-}
-
 function drawableSize(v: object): { width: number; height: number } | undefined {
   const o = v as Record<string, unknown>;
   for (const [w, h] of [['naturalWidth', 'naturalHeight'], ['videoWidth', 'videoHeight'], ['displayWidth', 'displayHeight'], ['width', 'height']]) {
@@ -150,7 +136,8 @@ function drawToPixels(image: object, size: { width: number; height: number }, ma
   const ctx = canvas2d(width, height)
     ?? fail('BAD_IMAGE', 'this host has no canvas to draw the image on: pass JPEG/PNG bytes or ImageData');
   ctx.drawImage(image, 0, 0);
-  return dropAlpha(ctx.getImageData(0, 0, width, height));
+  const { data } = ctx.getImageData(0, 0, width, height);
+  return rgbFromRgba(width, height, data);
 }
 
 /** Formats other than JPEG/PNG (WebP, GIF, AVIF, BMP) where the host can decode them: createImageBitmap + canvas. */
@@ -178,12 +165,11 @@ async function decodeBytes(bytes: Uint8Array, name: string, modules: DecoderModu
 }
 
 function webDecoder(modules: DecoderModules) {
-  return async (image: WebImage, options: ClassifyOptions): Promise<RawImage> => {
-    const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  return async (image: WebImage, maxPixels: number): Promise<RawImage> => {
     if (isRawImage(image)) return image;
     if (isImageDataLike(image)) {
       if (image.width * image.height > maxPixels) fail('BAD_IMAGE', `image: ${image.width}x${image.height} is over the limit of ${maxPixels} pixels`);
-      return dropAlpha(image);
+      return rgbFromRgba(image.width, image.height, image.data);
     }
     if (isBinary(image) || typeof image === 'string' || image instanceof URL
         || (typeof Response !== 'undefined' && image instanceof Response)
@@ -214,16 +200,15 @@ let decoders: DecoderModules | undefined;
 export function webHost(defaults: WebDefaults) {
   const kernels = lazyModule(defaults.wasm, 'vimedge.wasm');
   return async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
-    if (options === null || typeof options !== 'object') fail('BAD_ARGUMENT', 'loadClassifier options must be an object');
+    if (checkLoadOptions(options) > 1) fail('BAD_ARGUMENT', 'threads > 1 is available on Node only; this host runs one thread');
     // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
     decoders ??= {
       jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
       png: lazyModule(() => options.decoders?.png ?? defaults.png(), 'squoosh_png_bg.wasm'),
     };
-    if (threadCount(options) > 1) fail('BAD_ARGUMENT', 'threads > 1 is available on Node only; this host runs one thread');
     const wasm = options.wasm === undefined ? await kernels()
       : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
     const { bytes, name } = await sourceBytes(source, 'model');
-    return createClassifier(bytes, name, wasm, webDecoder(decoders), options.convert);
+    return createClassifier({ model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert });
   };
 }

@@ -12,11 +12,7 @@ import mozjpeg from './mozjpeg_dec.wasm';
 import png from './squoosh_png_bg.wasm';
 import { webHost } from './web.js';
 
-export { VimedgeError } from '../api.js';
-export type {
-  ClassifyOptions, ErrorCode, ImageClassifier, LoadOptions, ModelInfo, Prediction, PreprocessSpec, RawImage,
-  VimConfig, WasmSource, BinaryData,
-} from '../api.js';
+export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
 /** Loads a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled kernels. */

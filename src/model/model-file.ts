@@ -10,7 +10,7 @@ import { VimModel } from './vim-model.js';
 import { instantiateKernels, type Kernels } from './kernels.js';
 import type { ThreadPool } from './parallel.js';
 import type { VimConfig } from './config.js';
-import type { PreprocessSpec } from '../preprocess/pipeline.js';
+import { vimEvalSpec, type PreprocessSpec } from '../preprocess/pipeline.js';
 import { fail } from '../errors.js';
 import { checkModelMetadata } from './metadata-check.js';
 
@@ -51,17 +51,6 @@ export interface ConvertOptions {
   imageSize?: number;
 }
 
-/**
- * Vim's evaluation pipeline (spec §4): resize the shorter side to int(size / 0.875), center-crop the model's
- * input size (224 -> 256 -> 224), ImageNet statistics; greyscale models get the channel-averaged statistics.
- */
-export function defaultPreprocess(channels: number, imageSize: number): PreprocessSpec {
-  const sizes = { resize: Math.floor(imageSize / 0.875), crop: imageSize, interpolation: 'bicubic' as const };
-  return channels === 1
-    ? { ...sizes, mean: [0.449], std: [0.226], channels: 1 }
-    : { ...sizes, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 };
-}
-
 const isVimq = (bytes: Uint8Array) =>
   bytes.length >= 4 && bytes[0] === 0x56 && bytes[1] === 0x49 && bytes[2] === 0x4d && bytes[3] === 0x51;
 
@@ -73,7 +62,7 @@ export async function convertCheckpoint(bytes: Uint8Array, file: string, options
   if (labels.length !== config.numClasses) {
     fail('BAD_ARGUMENT', `${labels.length} labels given, the model has ${config.numClasses} classes`);
   }
-  const preprocess = { ...defaultPreprocess(config.channels, config.imageSize), ...options.preprocess, channels: config.channels as 1 | 3 };
+  const preprocess = { ...vimEvalSpec(config.channels, config.imageSize), ...options.preprocess, channels: config.channels as 1 | 3 };
   if (preprocess.mean.length !== config.channels || preprocess.std.length !== config.channels) {
     fail('BAD_ARGUMENT', `mean and std need ${config.channels} values for a ${config.channels}-channel model`);
   }

@@ -13,14 +13,7 @@
  */
 
 import { fail } from '../errors.js';
-
-/** An interleaved 8-bit image, row-major, `channels` bytes per pixel. */
-export interface RawImage {
-  width: number;
-  height: number;
-  channels: 1 | 3;
-  data: Uint8Array;
-}
+import type { RawImage } from './raw-image.js';
 
 export type ResampleFilter = 'bicubic' | 'bilinear';
 

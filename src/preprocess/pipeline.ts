@@ -4,9 +4,10 @@
  * decodes to a RawImage (PIL `convert('RGB')` bytes) and calls `preprocess`.
  */
 import { fail } from '../errors.js';
-import { pilResize, type RawImage } from './pil-resize.js';
+import { pilResize } from './pil-resize.js';
+import type { RawImage } from './raw-image.js';
 
-export type { RawImage } from './pil-resize.js';
+export type { RawImage } from './raw-image.js';
 
 export interface PreprocessSpec {
   resize: number;          // shorter side after Resize
@@ -17,15 +18,20 @@ export interface PreprocessSpec {
   channels: 1 | 3;         // 1: the image is converted to PIL mode L first
 }
 
-/** hustvl/Vim `build_transform(is_train=False)`: Resize(int(224 / 0.875)) bicubic, CenterCrop(224), ImageNet stats. */
-export const VIM_IMAGENET_SPEC: Readonly<PreprocessSpec> = Object.freeze({
-  resize: 256,
-  crop: 224,
-  interpolation: 'bicubic',
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  channels: 3,
-});
+/**
+ * Vim's evaluation pipeline, hustvl/Vim `build_transform(is_train=False)` (spec §4): resize the shorter side to
+ * int(size / 0.875), bicubic, center-crop the model's input size (224 -> 256 -> 224), ImageNet statistics;
+ * greyscale models get the channel-averaged statistics.
+ */
+export function vimEvalSpec(channels: number, imageSize: number): PreprocessSpec {
+  const sizes = { resize: Math.floor(imageSize / 0.875), crop: imageSize, interpolation: 'bicubic' as const };
+  return channels === 1
+    ? { ...sizes, mean: [0.449], std: [0.226], channels: 1 }
+    : { ...sizes, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 };
+}
+
+/** The pipeline of Vim's ImageNet models: Resize(256) bicubic, CenterCrop(224), ImageNet statistics. */
+export const VIM_IMAGENET_SPEC: Readonly<PreprocessSpec> = Object.freeze(vimEvalSpec(3, 224));
 
 /** torchvision `Resize(int)`: shorter side to `size`, longer side scaled and truncated (Python `int()`). */
 export function resizedSize(width: number, height: number, size: number): { width: number; height: number } {

@@ -3,10 +3,8 @@
  * it into the reported accuracy) or a folder of image files (searched recursively, class sub-folders or
  * not). A seeded sample of `size` images, preprocessed with the model's own pipeline, read one at a time.
  */
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { openDataset } from '../datasets/open.js';
-import { isImageFile } from '../datasets/image-folder.js';
+import { listImages } from '../datasets/image-folder.js';
 import { decodeImageFile } from '../hosts/node-decode.js';
 import { preprocess, type PreprocessSpec, type RawImage } from '../preprocess/pipeline.js';
 import { sampleIndices, seededRandom } from './random.js';
@@ -20,12 +18,6 @@ export interface CalibrationImages {
   input(i: number): Promise<Float32Array>;
 }
 
-async function imageFiles(folder: string): Promise<string[]> {
-  const entries = await readdir(folder, { recursive: true })
-    .catch(() => fail('BAD_DATASET', `--calib ${folder}: not a readable folder`));
-  return entries.filter(isImageFile).sort().map((f) => path.join(folder, f));
-}
-
 /** All images of a calibration set, by index, before sampling. */
 async function openSet(spec: string): Promise<{ count: number; image(i: number): Promise<RawImage> }> {
   const [set, split] = spec.split(':');
@@ -36,7 +28,7 @@ async function openSet(spec: string): Promise<{ count: number; image(i: number):
     const data = await openDataset('fashion-mnist', 'train');
     return { count: data.count, image: async (i) => (await data.get(i)).image };
   }
-  const files = await imageFiles(spec);
+  const files = await listImages(spec).catch(() => fail('BAD_DATASET', `--calib ${spec}: not a readable folder`));
   if (files.length === 0) fail('BAD_DATASET', `--calib ${spec}: no image files in the folder`);
   return { count: files.length, image: (i) => decodeImageFile(files[i]) };
 }

@@ -1,0 +1,45 @@
+/**
+ * Decoded images: what every host's decoder hands to the pipeline (PIL `convert('RGB')` bytes, or greyscale),
+ * how large a decoder lets one become, and the RGBA -> RGB step the decoders share.
+ */
+import { fail } from '../errors.js';
+
+/** An interleaved 8-bit image, row-major, `channels` bytes per pixel. */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  data: Uint8Array;
+}
+
+/** Encoded images with more pixels than this are refused from their header (decompression bombs). */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+export function checkMaxPixels(maxPixels: number): void {
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
+    fail('BAD_ARGUMENT', `maxPixels must be a positive integer, got ${maxPixels}`);
+  }
+}
+
+/** A RawImage given directly (decoded pixels), recognised by shape; the pipeline validates it fully. */
+export function isRawImage(value: unknown): value is RawImage {
+  if (value === null || typeof value !== 'object') return false;
+  const v = value as Partial<RawImage>;
+  return typeof v.width === 'number' && typeof v.height === 'number' && (v.channels === 1 || v.channels === 3)
+    && v.data instanceof Uint8Array;
+}
+
+/**
+ * RGBA samples to RGB, alpha dropped as PIL's `convert('RGB')` does (not composited onto a background).
+ * `shift` 8 keeps the high byte of 16-bit samples, as PIL does for 16-bit colour.
+ */
+export function rgbFromRgba(width: number, height: number, rgba: ArrayLike<number>, shift = 0): RawImage {
+  const n = width * height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    rgb[3 * i] = rgba[4 * i] >> shift;
+    rgb[3 * i + 1] = rgba[4 * i + 1] >> shift;
+    rgb[3 * i + 2] = rgba[4 * i + 2] >> shift;
+  }
+  return { width, height, channels: 3, data: rgb };
+}
