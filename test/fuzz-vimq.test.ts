@@ -13,11 +13,11 @@ import { convertCheckpoint, loadModel, type ModelMetadata } from '../src/model/m
 import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { Classifier } from '../src/classifier.js';
-import { VimedgeError } from '../src/errors.js';
 import {
   applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, invalid, mutationsArb,
   resignVimq, Tally, type Layout,
 } from './helpers/fuzz.js';
+import { rejects } from './helpers/rejects.js';
 
 const tally = new Tally('vimq');
 const wasm = await readKernelWasm();
@@ -184,17 +184,6 @@ function bigFile(): CopyRecorder {
   return file;
 }
 
-async function refusal(file: Uint8Array, pattern: RegExp): Promise<void> {
-  try {
-    await readVimq(file, 'big.vimq');
-  } catch (e) {
-    assert.instance(e, VimedgeError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`accepted; expected ${pattern}`);
-}
-
 test('a length field past the end of the file is refused before any allocation', async () => {
   const cases: [(v: DataView) => void, RegExp][] = [
     [(v) => v.setUint32(8, 0xffffffff, true), /metadata length 4294967295 .* out of range/],
@@ -207,13 +196,13 @@ test('a length field past the end of the file is refused before any allocation',
     const file = bigFile();
     edit(new DataView(file.buffer));
     const before = process.memoryUsage().arrayBuffers;
-    await refusal(file, pattern);
+    await rejects(readVimq(file, 'big.vimq'), 'BAD_MODEL_FILE', pattern);
     assert.equal(file.copies, [], `${pattern}: copies of ${file.copies} bytes made before refusing`);
     assert.ok(process.memoryUsage().arrayBuffers - before < 1 << 20, `${pattern}: ArrayBuffers grew`);
   }
   // The control: a file whose lengths are fine is copied whole for its checksum, then refused by it.
   const control = bigFile();
-  await refusal(control, /checksum mismatch/);
+  await rejects(readVimq(control, 'big.vimq'), 'BAD_MODEL_FILE', /checksum mismatch/);
   assert.ok(control.copies.includes(8 << 20), `copies: ${control.copies}`);
 });
 
@@ -221,7 +210,7 @@ test('the version check comes before the checksum: a newer file says so even if 
   const file = FILE.slice();
   new DataView(file.buffer).setUint32(4, VIMQ_VERSION + 1, true);
   file[200] ^= 1;
-  await refusal(file, new RegExp(`big\\.vimq: format version ${VIMQ_VERSION + 1} is newer than this runtime reads \\(${VIMQ_VERSION}\\); upgrade vimedge`));
+  await rejects(readVimq(file, 'big.vimq'), 'BAD_MODEL_FILE', new RegExp(`big\\.vimq: format version ${VIMQ_VERSION + 1} is newer than this runtime reads \\(${VIMQ_VERSION}\\); upgrade vimedge`));
 });
 
 test('the unmutated files load and classify (the fuzz starts from valid files)', async () => {

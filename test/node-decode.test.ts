@@ -8,8 +8,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VimedgeError } from '../src/errors.js';
 import { decodeImageBytes, decodeImageFile } from '../src/hosts/node-decode.js';
+import { rejects } from './helpers/rejects.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const IMAGES = join(ROOT, 'test/fixtures/images');
@@ -104,21 +104,6 @@ test('an embedded ICC profile is ignored, as PIL ignores it', async () => {
   const managed = await sharp(tagged).removeAlpha().toColourspace('srgb').raw().toBuffer();
   assert.ok(differing(managed, pilRgb(file)) > 0);
 });
-
-async function rejects(promise: Promise<unknown>, code: string, ...patterns: (string | RegExp)[]): Promise<void> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, code);
-    for (const p of patterns) {
-      const message = (err as Error).message;
-      assert.ok(typeof p === 'string' ? message.includes(p) : p.test(message), `${message} lacks ${p}`);
-    }
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 function scratchFile(name: string, bytes: Uint8Array | string): string {
   const path = join(scratch, name);

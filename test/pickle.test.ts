@@ -5,25 +5,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { unzipSync } from 'fflate';
-import { VimedgeError, type ErrorCode } from '../src/errors.js';
+import type { ErrorCode } from '../src/errors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { InertObject, MAX_MARK_DEPTH, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/formats/pickle.js';
-import { rejects } from './helpers/rejects.js';
+import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
 
 const HOSTILE = new URL('./fixtures/hostile/', import.meta.url);
 const READERS = new URL('./fixtures/readers/', import.meta.url);
 
 interface HostileEntry { file: string; loader: 'pickle' | 'checkpoint'; tries: string; code: ErrorCode; message: string; marker: string; executes_in_python: boolean }
 const manifest: HostileEntry[] = JSON.parse(readFileSync(new URL('MANIFEST.json', HOSTILE), 'utf8'));
-
-/** Only VimedgeError may escape, whatever the bytes. */
-function onlyVimedgeErrors(run: () => unknown, label: string): void {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof VimedgeError)) assert.unreachable(`${label}: ${(e as Error)?.stack ?? e}`);
-  }
-}
 
 // --- a tiny pickle assembler for hand-made streams ---------------------------------------------------------
 const enc = new TextEncoder();

@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VimedgeError } from '../src/errors.js';
 import { decodeImageFile } from '../src/hosts/node-decode.js';
 import { pilResize, type RawImage, type ResampleFilter } from '../src/preprocess/pil-resize.js';
 import {
   cropOffset, normalize, preprocess, resizeAndCrop, resizedSize, toGreyscale, VIM_IMAGENET_SPEC,
   type PreprocessSpec,
 } from '../src/preprocess/pipeline.js';
+import { rejects } from './helpers/rejects.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const IMAGES = join(ROOT, 'test/fixtures/images');
@@ -164,27 +164,15 @@ test('greyscale input is replicated for a 3-channel spec, like convert("RGB")', 
   assert.equal(resizeAndCrop(grey, spec), resizeAndCrop(rgb, spec));
 });
 
-function throwsCode(fn: () => unknown, code: string, text: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, code);
-    assert.match((err as Error).message, text);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
-
 test('bad images and specs are refused with a clear error', () => {
   const ok: RawImage = { width: 2, height: 2, channels: 3, data: new Uint8Array(12) };
-  throwsCode(() => preprocess({ ...ok, data: new Uint8Array(11) }), 'BAD_IMAGE', /11 bytes, expected 2x2x3/);
-  throwsCode(() => preprocess({ ...ok, width: 0 }), 'BAD_IMAGE', /0x2/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, crop: 0 }), 'BAD_ARGUMENT', /crop/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, resize: 2.5 }), 'BAD_ARGUMENT', /resize/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, mean: [0.5] }), 'BAD_ARGUMENT', /mean and std/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, std: [1, 0, 1] }), 'BAD_ARGUMENT', /std/);
-  throwsCode(() => normalize(ok, { ...VIM_IMAGENET_SPEC, channels: 1, mean: [0], std: [1] }), 'BAD_ARGUMENT',
+  rejects(() => preprocess({ ...ok, data: new Uint8Array(11) }), 'BAD_IMAGE', /11 bytes, expected 2x2x3/);
+  rejects(() => preprocess({ ...ok, width: 0 }), 'BAD_IMAGE', /0x2/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, crop: 0 }), 'BAD_ARGUMENT', /crop/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, resize: 2.5 }), 'BAD_ARGUMENT', /resize/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, mean: [0.5] }), 'BAD_ARGUMENT', /mean and std/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, std: [1, 0, 1] }), 'BAD_ARGUMENT', /std/);
+  rejects(() => normalize(ok, { ...VIM_IMAGENET_SPEC, channels: 1, mean: [0], std: [1] }), 'BAD_ARGUMENT',
     /3 channels/);
 });
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { decodeEncoded, sniffFormat, type DecoderModules } from '../src/hosts/web-decode.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
-import { VimedgeError } from '../src/errors.js';
+import { rejects } from './helpers/rejects.js';
 
 const IMAGES = 'test/fixtures/images';
 const require = createRequire(import.meta.url);
@@ -22,18 +22,6 @@ const modules: DecoderModules = {
   png: compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
 };
 const files = readdirSync(IMAGES).filter((f) => /\.(jpe?g|png)$/.test(f) && !f.includes('cmyk')).sort();
-
-async function rejects(p: Promise<unknown>, pattern: RegExp) {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, 'BAD_IMAGE');
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${pattern}`);
-}
 
 test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', async () => {
   assert.ok(files.filter((f) => f.endsWith('.png')).length >= 5 && files.filter((f) => f.endsWith('.jpg')).length >= 5);
@@ -59,15 +47,15 @@ test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', 
 
 test('refusals: CMYK JPEG, truncated JPEG and PNG, size limit before decoding, other formats, empty', async () => {
   const read = (f: string) => new Uint8Array(readFileSync(path.join(IMAGES, f)));
-  await rejects(decodeEncoded(read('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', modules), /CMYK/);
+  await rejects(decodeEncoded(read('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', modules), 'BAD_IMAGE', /CMYK/);
   const jpeg = read('astronaut_400x300.jpg');
-  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', modules), /cannot decode JPEG.*Premature end/);
-  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', modules), /JPEG/);
+  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', modules), 'BAD_IMAGE', /cannot decode JPEG.*Premature end/);
+  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', modules), 'BAD_IMAGE', /JPEG/);
   const png = read('coffee_portrait_233x349.png');
-  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', modules), /cannot decode PNG/);
-  await rejects(decodeEncoded(jpeg, 'big.jpg', modules, 400 * 300 - 1), /400x300 = 120000 pixels, over the limit of 119999/);
-  await rejects(decodeEncoded(read('motorcycle_187x126.webp'), 'm.webp', modules), /not a JPEG or PNG/);
-  await rejects(decodeEncoded(new Uint8Array(0), 'empty', modules), /empty/);
+  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', modules), 'BAD_IMAGE', /cannot decode PNG/);
+  await rejects(decodeEncoded(jpeg, 'big.jpg', modules, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
+  await rejects(decodeEncoded(read('motorcycle_187x126.webp'), 'm.webp', modules), 'BAD_IMAGE', /not a JPEG or PNG/);
+  await rejects(decodeEncoded(new Uint8Array(0), 'empty', modules), 'BAD_IMAGE', /empty/);
   // A good file still decodes after all those failures (the codec instances are not left broken).
   const again = await decodeEncoded(jpeg, 'again.jpg', modules);
   const sharp = await decodeImageBytes(jpeg, 'again.jpg');
