@@ -14,7 +14,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { convertCheckpoint } from '../src/model/model-file.js';
 import { loadClassifier } from '../src/index.js';
-import { slope } from '../bench/soak.js';
+import { slope } from './helpers/soak.js';
 
 const REQUESTS = Number(process.env.VIMEDGE_EDGE_REQUESTS ?? 2000);
 const CONCURRENCY = 32;
