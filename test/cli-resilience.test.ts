@@ -11,12 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { readVimq, writeVimq } from '../src/formats/vimq.js';
 import type { ModelMetadata } from '../src/model/model-file.js';
 import { noStackTrace, refused, startVimedge, vimedge } from './helpers/cli.js';
+import { headerOnlyPng } from './helpers/png.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-resilience-'));
 const SMALL = 'test/fixtures/small/small';
@@ -31,22 +31,6 @@ test('setup: a small model', () => {
 
 // --- a folder of good and bad files ------------------------------------------------------------------------
 
-function png(width: number, height: number, body: Uint8Array): Buffer {
-  const chunk = (kind: string, data: Uint8Array) => {
-    const c = Buffer.alloc(data.length + 12);
-    c.writeUInt32BE(data.length, 0);
-    c.write(kind, 4, 'latin1');
-    c.set(data, 8);
-    c.writeUInt32BE(crc32(c.subarray(4, 8 + data.length)), 8 + data.length);
-    return c;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([1, 0, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), chunk('IHDR', ihdr), chunk('IDAT', body), chunk('IEND', new Uint8Array(0))]);
-}
-
 test('a folder of good, hostile and odd files: every bad one reported by name, the rest classified, exit 1', async () => {
   const dir = path.join(tmp, 'mixed');
   mkdirSync(path.join(dir, 'nested', 'deeper'), { recursive: true });
@@ -56,8 +40,8 @@ test('a folder of good, hostile and odd files: every bad one reported by name, t
   writeFileSync(path.join(dir, 'one-pixel.png'), await sharp({ create: { width: 1, height: 1, channels: 3, background: '#fff' } }).png().toBuffer());
   symlinkSync(path.resolve(`${IMAGES}/camera_grey_257x383.png`), path.join(dir, 'linked.png'));
   // the bad ones
-  writeFileSync(path.join(dir, 'bomb.png'), png(50_000, 50_000, deflateSync(Buffer.alloc(1024))));
-  writeFileSync(path.join(dir, 'zero-width.png'), png(0, 10, deflateSync(Buffer.alloc(16))));
+  writeFileSync(path.join(dir, 'bomb.png'), headerOnlyPng(50_000, 50_000));
+  writeFileSync(path.join(dir, 'zero-width.png'), headerOnlyPng(0, 10));
   const jpeg = readFileSync(`${IMAGES}/chelsea_451x300.jpg`);
   writeFileSync(path.join(dir, 'cut.jpg'), jpeg.subarray(0, 600));
   writeFileSync(path.join(dir, 'model-not-image.jpg'), readFileSync(`${SMALL}/model.pth`));

@@ -7,10 +7,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { decodeImageBytes, type DecodedImage } from '../src/hosts/node-decode.js';
-import { decodeEncoded, type DecoderModules } from '../src/hosts/web-decode.js';
+import { decodeEncoded } from '../src/hosts/web-decode.js';
 import { loadClassifier } from '../src/index.js';
 import { pilResize, type RawImage } from '../src/preprocess/pil-resize.js';
 import { cropOffset, resizeAndCrop, resizedSize, type PreprocessSpec } from '../src/preprocess/pipeline.js';
@@ -18,6 +16,8 @@ import {
   applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid,
   jpegLayout, mutationsArb, pngLayout, Tally, type Layout,
 } from './helpers/fuzz.js';
+import { WEB_DECODERS } from './helpers/hosts.js';
+import { imageFixture } from './helpers/image-reference.js';
 
 const tally = new Tally('images');
 const MAX_PIXELS = 1 << 20;
@@ -42,7 +42,7 @@ const FIXTURES = ([
   ['motorcycle_187x126.webp', anyLayout],
   ['rocket_130x87.tif', anyLayout],
 ] as const).map(([file, layoutOf]) => {
-  const bytes = new Uint8Array(readFileSync(`test/fixtures/images/${file}`));
+  const bytes = imageFixture(file);
   return { file, bytes, layout: layoutOf(bytes) };
 });
 
@@ -82,15 +82,6 @@ test('structure: chunk and segment lengths, image sizes, bit flips, insertions, 
 
 // --- the decoder of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG and Rust png ------
 
-const require = createRequire(import.meta.url);
-const compiled = (spec: string) => {
-  let m: Promise<WebAssembly.Module> | undefined;
-  return () => m ??= WebAssembly.compile(readFileSync(require.resolve(spec)));
-};
-const MODULES: DecoderModules = {
-  jpeg: compiled('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  png: compiled('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
-};
 const WEB_FIXTURES = FIXTURES.filter((f) => /\.(png|jpg)$/.test(f.file) && !f.file.includes('cmyk'));
 
 test('web decoder (browsers, Deno, workerd): the same mutations of the PNG and JPEG fixtures', async () => {
@@ -102,7 +93,7 @@ test('web decoder (browsers, Deno, workerd): the same mutations of the PNG and J
       const { file, bytes: original, layout } = WEB_FIXTURES[which];
       const bytes = applyMutations(original, layout, mutations);
       await expectCleanAsync(tally, `web ${file}: ${describeMutations(mutations, layout)}`, bytes.length,
-        () => decodeEncoded(bytes, 'fuzz-image', MODULES, MAX_PIXELS), (image) => validImage({ ...image, channels: 3 } as DecodedImage), BOUND);
+        () => decodeEncoded(bytes, 'fuzz-image', WEB_DECODERS, MAX_PIXELS), (image) => validImage({ ...image, channels: 3 } as DecodedImage), BOUND);
     }), fcOptions(fuzzRuns(BUDGET.web, TOTAL)));
 });
 

@@ -14,7 +14,7 @@ import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { Classifier } from '../src/classifier.js';
 import {
-  applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, invalid, mutationsArb,
+  applyMutations, describeMutations, expectCleanAsync, fcOptions, fuzzRuns, invalid, mutationsArb,
   resignVimq, Tally, type Layout,
 } from './helpers/fuzz.js';
 import { rejects } from './helpers/rejects.js';

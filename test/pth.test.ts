@@ -2,7 +2,6 @@
 // float32 values Python recorded; container damage of any kind raises VimedgeError naming the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
 import { unzipSync, zipSync } from 'fflate';
 import { readPth } from '../src/formats/pth.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';

@@ -2,7 +2,6 @@
 // on files assembled here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { readPth } from '../src/formats/pth.js';

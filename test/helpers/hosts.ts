@@ -1,6 +1,6 @@
 // Shared set-up of the cross-host tests: a converted model, the built bundles, the runtimes' binaries
 // (which arrive with npm install through the `deno` and `workerd` packages' optionalDependencies: no
-// install script and no download), free ports.
+// install script and no download), free ports, the image decoders of the hosts without sharp.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { convertCheckpoint } from '../../src/model/model-file.js';
+import type { DecoderModules } from '../../src/hosts/web-decode.js';
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../..');
 export const IMAGES_DIR = path.join(ROOT, 'test/fixtures/images');
@@ -23,6 +24,18 @@ export const FIVE_IMAGES = [
 export const LABELS = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 const require = createRequire(path.join(ROOT, 'package.json'));
+
+/** A wasm module of a package, compiled on first use. */
+function compiledOnce(file: string): () => Promise<WebAssembly.Module> {
+  let m: Promise<WebAssembly.Module> | undefined;
+  return () => m ??= WebAssembly.compile(readFileSync(require.resolve(file)));
+}
+
+/** The decoders of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG and Rust png. */
+export const WEB_DECODERS: DecoderModules = {
+  jpeg: compiledOnce('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+  png: compiledOnce('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+};
 
 /** The small RGB fixture model (test/fixtures/small/small/model.pth) converted to .vimq in its own folder. */
 export async function prepareModel(): Promise<{ dir: string; file: string }> {
