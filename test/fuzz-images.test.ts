@@ -14,7 +14,7 @@ import { pilResize, type RawImage } from '../src/preprocess/pil-resize.js';
 import { cropOffset, resizeAndCrop, resizedSize, type PreprocessSpec } from '../src/preprocess/pipeline.js';
 import {
   applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid,
-  jpegLayout, mutationsArb, pngLayout, Tally, type Layout,
+  jpegLayout, pngLayout, seedMutationsArb, Tally, truncationPoints, type Layout,
 } from './helpers/fuzz.js';
 import { WEB_DECODERS } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';
@@ -63,8 +63,7 @@ const decode = (bytes: Uint8Array) => () => decodeImageBytes(bytes, 'fuzz-image'
 
 test('truncation at every section boundary', async () => {
   for (const { file, bytes, layout } of FIXTURES) {
-    for (const at of new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))) {
-      if (at < 0 || at >= bytes.length) continue;
+    for (const at of truncationPoints({ bytes, layout })) {
       await expectCleanAsync(tally, `${file} truncated at ${at}`, at, decode(bytes.subarray(0, at)), validImage, BOUND);
     }
   }
@@ -72,7 +71,7 @@ test('truncation at every section boundary', async () => {
 
 test('structure: chunk and segment lengths, image sizes, bit flips, insertions, deletions', async () => {
   await fc.assert(fc.asyncProperty(
-    fc.nat({ max: FIXTURES.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout, 3))),
+    seedMutationsArb(FIXTURES, 3),
     async ([which, mutations]) => {
       const { file, bytes: original, layout } = FIXTURES[which];
       const bytes = applyMutations(original, layout, mutations);
@@ -88,7 +87,7 @@ test('web decoder (browsers, Deno, workerd): the same mutations of the PNG and J
   // Memory kept by failed decodes accumulates across cases, each under the per-case bound: that is tested
   // on its own, with images large enough to show it, in test/images-hostile.test.ts.
   await fc.assert(fc.asyncProperty(
-    fc.nat({ max: WEB_FIXTURES.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(WEB_FIXTURES[i].bytes, WEB_FIXTURES[i].layout, 3))),
+    seedMutationsArb(WEB_FIXTURES, 3),
     async ([which, mutations]) => {
       const { file, bytes: original, layout } = WEB_FIXTURES[which];
       const bytes = applyMutations(original, layout, mutations);

@@ -14,8 +14,8 @@ import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { Classifier } from '../src/classifier.js';
 import {
-  applyMutations, describeMutations, expectCleanAsync, fcOptions, fuzzRuns, invalid, mutationsArb,
-  resignVimq, Tally, type Layout,
+  applyMutations, describeMutations, expectCleanAsync, fcOptions, fuzzRuns, invalid, resignVimq, seedMutationsArb,
+  Tally, truncationPoints, type Layout,
 } from './helpers/fuzz.js';
 import { rejects } from './helpers/rejects.js';
 
@@ -64,8 +64,7 @@ const load = (bytes: Uint8Array) => () => loadModel(bytes, 'fuzz.vimq', wasm);
 
 test('truncation at every section boundary, plain and re-signed', async () => {
   for (const { bytes, layout } of FIXTURES) {
-    for (const at of new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))) {
-      if (at < 0 || at >= bytes.length) continue;
+    for (const at of truncationPoints({ bytes, layout })) {
       const cut = bytes.slice(0, at);
       await expectCleanAsync(tally, `truncate ${at}`, at, load(cut), validLoaded);
       await expectCleanAsync(tally, `truncate ${at} re-signed`, at, load(resignVimq(cut)), validLoaded);
@@ -74,7 +73,7 @@ test('truncation at every section boundary, plain and re-signed', async () => {
 });
 
 test('plain corruption: length fields, bit flips, insertions, deletions (the checksum or a length check refuses)', async () => {
-  await fc.assert(fc.asyncProperty(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout))),
+  await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
     async ([which, mutations]) => {
       const { bytes: original, layout } = FIXTURES[which];
       const bytes = applyMutations(original, layout, mutations);
@@ -87,7 +86,7 @@ test('plain corruption: length fields, bit flips, insertions, deletions (the che
 });
 
 test('re-signed corruption: the checks behind the checksum', async () => {
-  await fc.assert(fc.asyncProperty(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout))),
+  await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
     async ([which, mutations]) => {
       const { bytes: original, layout } = FIXTURES[which];
       const bytes = resignVimq(applyMutations(original, layout, mutations));
