@@ -7,13 +7,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { convertCheckpoint } from '../src/model/model-file.js';
 import { loadClassifier } from '../src/index.js';
+import { freePort, workerdBinary } from './helpers/hosts.js';
+import { imageFixture } from './helpers/image-reference.js';
 import { slope } from './helpers/soak.js';
 
 const REQUESTS = Number(process.env.VIMEDGE_EDGE_REQUESTS ?? 2000);
@@ -21,30 +22,12 @@ const CONCURRENCY = 32;
 const DEADLINE_MS = 150_000;
 const DIST = 'dist/worker';
 const BUNDLE = ['vimedge.js', 'vimedge.wasm', 'mozjpeg_dec.wasm', 'squoosh_png_bg.wasm'];
-const require = createRequire(import.meta.url);
-
-function workerdBinary(): string | undefined {
-  try {
-    return path.join(path.dirname(require.resolve('workerd/package.json')), 'bin', 'workerd');
-  } catch {
-    return undefined;
-  }
-}
 
 const binary = workerdBinary();
-const ready = binary !== undefined && existsSync(binary) && existsSync('examples/edge-worker/worker.js')
+const ready = existsSync(binary) && existsSync('examples/edge-worker/worker.js')
   && BUNDLE.every((f) => existsSync(path.join(DIST, f)));
 if (!ready) console.log(`edge-load: skipped (needs workerd, examples/edge-worker/ and ${DIST}/{${BUNDLE.join(',')}}: run npm run build)`);
 const maybe = ready ? test : test.skip;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -81,14 +64,14 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     // The images and the answers the Node classifier gives for them.
     const sources = ['coffee_portrait_233x349.png', 'motorcycle_tiny_50x40.png', 'camera_grey_257x383.png', 'astronaut_rgba_213x161.png',
       'chelsea_451x300.jpg', 'astronaut_400x300.jpg', 'retina_444_progressive_333x250.jpg'];
-    const images = sources.map((f) => new Uint8Array(readFileSync(`test/fixtures/images/${f}`)));
+    const images = sources.map(imageFixture);
     images.push(new Uint8Array(await sharp({ create: { width: 640, height: 480, channels: 3, background: '#4080c0' } }).jpeg().toBuffer()));
     const node = await loadClassifier(model);
     const expected = await Promise.all(images.map(async (bytes) => (await node.classify(bytes, { topK: 5 }))[0]));
     const damaged = images[0].subarray(0, images[0].length >> 1);
 
     const port = await freePort();
-    server = spawn(binary!, ['serve', path.join(dir, 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`],
+    server = spawn(binary, ['serve', path.join(dir, 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`],
       { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let serverLog = '';
     server.stderr!.on('data', (d) => { serverLog += d; });

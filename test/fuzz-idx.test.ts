@@ -14,8 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { IDX_IMAGES, IDX_LABELS, parseIdx, readIdx, type IdxArray } from '../src/datasets/idx.js';
 import { loadFashionMnist } from '../src/datasets/fashion-mnist.js';
 import {
-  applyMutations, describeMutations, expectClean, fcOptions, fuzzRuns, invalid, mutationsArb, seedMutationsArb,
-  Tally, truncationPoints, type Field, type Layout,
+  applyMutations, expectClean, fcOptions, fuzzRuns, invalid, mutate, mutationsArb, seedMutationsArb, Tally,
+  truncationPoints, type Field, type Layout,
 } from './helpers/fuzz.js';
 import { idxFile } from './helpers/idx.js';
 
@@ -79,10 +79,9 @@ test('truncation at every section boundary, plain and gzip', () => {
 
 test('plain idx: element type, dimension count, oversized dims, bit flips, insertions, deletions', () => {
   fc.assert(fc.property(seedMutationsArb(PLAIN),
-    ([which, mutations]) => {
-      const { bytes: original, layout } = PLAIN[which];
-      const bytes = applyMutations(original, layout, mutations);
-      const label = `plain ${which}: ${describeMutations(mutations, layout)}`;
+    (drawn) => {
+      const { which, bytes, description } = mutate(PLAIN, drawn);
+      const label = `plain ${which}: ${description}`;
       expectClean(tally, label, bytes.length, () => parseIdx(bytes, 'fuzz.idx', which === 0 ? IDX_IMAGES : IDX_LABELS), validIdx);
       // the same damage inside a valid gzip container
       const gz = new Uint8Array(gzipSync(bytes));
@@ -92,11 +91,10 @@ test('plain idx: element type, dimension count, oversized dims, bit flips, inser
 
 test('gzip container: flags, deflate stream, CRC-32 and ISIZE trailer', () => {
   fc.assert(fc.property(seedMutationsArb(GZ),
-    ([which, mutations]) => {
-      const { bytes: original, layout } = GZ[which];
-      const bytes = applyMutations(original, layout, mutations);
-      const before = readIdx(original, 'ok');
-      expectClean(tally, `gzip ${which}: ${describeMutations(mutations, layout)}`, bytes.length, () => readIdx(bytes, 'fuzz.idx.gz'), (a) => {
+    (drawn) => {
+      const { which, bytes, description } = mutate(GZ, drawn);
+      const before = readIdx(GZ[which].bytes, 'ok');
+      expectClean(tally, `gzip ${which}: ${description}`, bytes.length, () => readIdx(bytes, 'fuzz.idx.gz'), (a) => {
         validIdx(a);
         // CRC-32 and ISIZE are checked, so damaged data must not come back as different pixels.
         if (a.data.length === before.data.length && !a.data.every((v, i) => v === before.data[i])) invalid('damaged gzip decoded to different data');

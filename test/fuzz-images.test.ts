@@ -12,9 +12,10 @@ import { decodeEncoded } from '../src/hosts/web-decode.js';
 import { loadClassifier } from '../src/index.js';
 import { pilResize, type RawImage } from '../src/preprocess/pil-resize.js';
 import { cropOffset, resizeAndCrop, resizedSize, type PreprocessSpec } from '../src/preprocess/pipeline.js';
+import { seededRandom } from '../src/quant/random.js';
 import {
-  applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid,
-  jpegLayout, pngLayout, seedMutationsArb, Tally, truncationPoints, type Layout,
+  expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid, jpegLayout, mutate, pngLayout,
+  seedMutationsArb, Tally, truncationPoints, type Layout,
 } from './helpers/fuzz.js';
 import { WEB_DECODERS } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';
@@ -72,10 +73,9 @@ test('truncation at every section boundary', async () => {
 test('structure: chunk and segment lengths, image sizes, bit flips, insertions, deletions', async () => {
   await fc.assert(fc.asyncProperty(
     seedMutationsArb(FIXTURES, 3),
-    async ([which, mutations]) => {
-      const { file, bytes: original, layout } = FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
-      await expectCleanAsync(tally, `${file}: ${describeMutations(mutations, layout)}`, bytes.length, decode(bytes), validImage, BOUND);
+    async (drawn) => {
+      const { which, bytes, description } = mutate(FIXTURES, drawn);
+      await expectCleanAsync(tally, `${FIXTURES[which].file}: ${description}`, bytes.length, decode(bytes), validImage, BOUND);
     }), fcOptions(fuzzRuns(BUDGET.structure, TOTAL)));
 });
 
@@ -88,10 +88,9 @@ test('web decoder (browsers, Deno, workerd): the same mutations of the PNG and J
   // on its own, with images large enough to show it, in test/images-hostile.test.ts.
   await fc.assert(fc.asyncProperty(
     seedMutationsArb(WEB_FIXTURES, 3),
-    async ([which, mutations]) => {
-      const { file, bytes: original, layout } = WEB_FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
-      await expectCleanAsync(tally, `web ${file}: ${describeMutations(mutations, layout)}`, bytes.length,
+    async (drawn) => {
+      const { which, bytes, description } = mutate(WEB_FIXTURES, drawn);
+      await expectCleanAsync(tally, `web ${WEB_FIXTURES[which].file}: ${description}`, bytes.length,
         () => decodeEncoded(bytes, 'fuzz-image', WEB_DECODERS, MAX_PIXELS), (image) => validImage({ ...image, channels: 3 } as DecodedImage), BOUND);
     }), fcOptions(fuzzRuns(BUDGET.web, TOTAL)));
 });
@@ -121,8 +120,8 @@ test('preprocessing: resizing only the cropped region gives the bytes of the ful
     interpolation: fc.constantFrom('bicubic' as const, 'bilinear' as const),
   });
   fc.assert(fc.property(imageArb, specArb, ({ width, height, seed }, s) => {
-    let state = seed;
-    const data = new Uint8Array(width * height * 3).map(() => (state = (state * 1103515245 + 12345) >>> 0) >>> 24);
+    const random = seededRandom(seed);
+    const data = new Uint8Array(width * height * 3).map(() => random.int(256));
     const image: RawImage = { width, height, channels: 3, data };
     const spec: PreprocessSpec = { ...s, mean: [0, 0, 0], std: [1, 1, 1], channels: 3 };
     expectClean(tally, `preprocess ${width}x${height} ${JSON.stringify(s)}`, data.length, () => resizeAndCrop(image, spec), (crop) => {

@@ -11,8 +11,8 @@ import { readSafetensors } from '../src/formats/safetensors.js';
 import { loadModel } from '../src/model/model-file.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import {
-  applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, modelRuns,
-  seedMutationsArb, Tally, truncationPoints, validStateDict, type Layout,
+  expectClean, expectCleanAsync, fcOptions, fuzzRuns, modelRuns, mutate, seedMutationsArb, Tally, truncationPoints,
+  validStateDict, type Layout,
 } from './helpers/fuzz.js';
 
 const tally = new Tally('safetensors');
@@ -63,10 +63,9 @@ test('truncation at every section boundary', () => {
 
 test('bytes: header length field, bit flips, insertions, deletions, copies', () => {
   fc.assert(fc.property(seedMutationsArb(FIXTURES),
-    ([which, mutations]) => {
-      const { bytes: original, layout } = FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
-      expectClean(tally, `bytes ${which}: ${describeMutations(mutations, layout)}`, bytes.length,
+    (drawn) => {
+      const { which, bytes, description } = mutate(FIXTURES, drawn);
+      expectClean(tally, `bytes ${which}: ${description}`, bytes.length,
         () => readSafetensors(bytes, 'fuzz.safetensors'), validStateDict);
     }), fcOptions(fuzzRuns(BUDGET.bytes, TOTAL)));
 });

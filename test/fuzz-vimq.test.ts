@@ -14,8 +14,8 @@ import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { Classifier } from '../src/classifier.js';
 import {
-  applyMutations, describeMutations, expectCleanAsync, fcOptions, fuzzRuns, invalid, resignVimq, seedMutationsArb,
-  Tally, truncationPoints, type Layout,
+  expectCleanAsync, fcOptions, fuzzRuns, invalid, mutate, resignVimq, seedMutationsArb, Tally, truncationPoints,
+  type Layout,
 } from './helpers/fuzz.js';
 import { rejects } from './helpers/rejects.js';
 
@@ -74,11 +74,11 @@ test('truncation at every section boundary, plain and re-signed', async () => {
 
 test('plain corruption: length fields, bit flips, insertions, deletions (the checksum or a length check refuses)', async () => {
   await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
-    async ([which, mutations]) => {
-      const { bytes: original, layout } = FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
+    async (drawn) => {
+      const { which, bytes, description } = mutate(FIXTURES, drawn);
+      const original = FIXTURES[which].bytes;
       const identical = bytes.length === original.length && bytes.every((b, i) => b === original[i]);
-      await expectCleanAsync(tally, `raw ${which}: ${describeMutations(mutations, layout)}`, bytes.length, load(bytes), (loaded) => {
+      await expectCleanAsync(tally, `raw ${which}: ${description}`, bytes.length, load(bytes), (loaded) => {
         if (!identical) invalid('a modified file passed the checksum');
         validLoaded(loaded);
       });
@@ -87,10 +87,10 @@ test('plain corruption: length fields, bit flips, insertions, deletions (the che
 
 test('re-signed corruption: the checks behind the checksum', async () => {
   await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
-    async ([which, mutations]) => {
-      const { bytes: original, layout } = FIXTURES[which];
-      const bytes = resignVimq(applyMutations(original, layout, mutations));
-      await expectCleanAsync(tally, `re-signed ${which}: ${describeMutations(mutations, layout)}`, bytes.length, load(bytes), validLoaded);
+    async (drawn) => {
+      const { which, bytes: mutated, description } = mutate(FIXTURES, drawn);
+      const bytes = resignVimq(mutated);
+      await expectCleanAsync(tally, `re-signed ${which}: ${description}`, bytes.length, load(bytes), validLoaded);
     }), fcOptions(fuzzRuns(BUDGET.resigned, TOTAL)));
 });
 

@@ -8,6 +8,7 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { loadClassifier, VimedgeError, type NodeClassifier } from '../src/index.js';
 import { decodeEncoded } from '../src/hosts/web-decode.js';
+import { seededRandom } from '../src/quant/random.js';
 import { jpegLayout, gifLayout } from './helpers/fuzz.js';
 import { bombPng, headerOnlyPng, ihdr, png, pngChunk } from './helpers/png.js';
 import { WEB_DECODERS } from './helpers/hosts.js';
@@ -44,7 +45,7 @@ async function growth(run: () => Promise<unknown>): Promise<{ rss: number; buffe
 
 // --- building images byte by byte --------------------------------------------------------------------------
 
-function withField(bytes: Uint8Array, at: number, value: number, width: 2 | 4, littleEndian: boolean): Uint8Array {
+function withField(bytes: Uint8Array, at: number, value: number, width: 2 | 4, littleEndian: boolean): Uint8Array<ArrayBuffer> {
   const out = Uint8Array.from(bytes);
   const view = new DataView(out.buffer);
   if (width === 2) view.setUint16(at, value, littleEndian); else view.setUint32(at, value, littleEndian);
@@ -147,15 +148,14 @@ test('corrupt JPEGs: truncated, damaged entropy data, damaged tables; classified
   const sos = Math.max(...layout.boundaries.filter((b) => b < jpeg.length - 2));
   await refused(rgbModel, jpeg.subarray(0, jpeg.length >> 1), /image: cannot decode image/);
   await refused(rgbModel, jpeg.subarray(0, 300), /image: /);
-  let seed = 7;
-  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const random = seededRandom(7);
   let outcomes = { classified: 0, refused: 0 };
   for (let trial = 0; trial < 40; trial++) {
     const bytes = Uint8Array.from(jpeg);
     // Even trials damage the entropy-coded data (libjpeg warns and carries on, as PIL does), odd ones the
     // headers and tables before it.
     const [from, to] = trial % 2 === 0 ? [sos, jpeg.length - 2] : [2, sos];
-    for (let k = 0; k < 4; k++) bytes[from + Math.floor(next() * (to - from))] ^= 1 << Math.floor(next() * 8);
+    for (let k = 0; k < 4; k++) bytes[from + random.int(to - from)] ^= 1 << random.int(8);
     try {
       await classified(rgbModel, bytes);
       outcomes.classified++;

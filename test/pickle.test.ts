@@ -8,6 +8,7 @@ import { unzipSync } from 'fflate';
 import type { ErrorCode } from '../src/errors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { InertObject, MAX_MARK_DEPTH, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/formats/pickle.js';
+import { seededRandom } from '../src/quant/random.js';
 import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
 
 const HOSTILE = new URL('./fixtures/hostile/', import.meta.url);
@@ -171,11 +172,10 @@ test('a real data.pkl truncated at every byte position raises only VimedgeError'
 
 test('random byte corruption of a real data.pkl raises only VimedgeError', () => {
   const original = dataPkl('tiny-vim-training.pth');
-  let seed = 12345;
-  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const random = seededRandom(12345);
   for (let trial = 0; trial < 3000; trial++) {
     const bytes = original.slice();
-    for (let k = 1 + Math.floor(next() * 3); k > 0; k--) bytes[Math.floor(next() * bytes.length)] = Math.floor(next() * 256);
+    for (let k = 1 + random.int(3); k > 0; k--) bytes[random.int(bytes.length)] = random.int(256);
     onlyVimedgeErrors(() => unpickle(bytes, 'fuzz.pkl'), `trial ${trial}`);
   }
 });

@@ -332,6 +332,13 @@ export function seedMutationsArb(seeds: readonly FuzzSeed[], max = 4): fc.Arbitr
   return fc.nat({ max: seeds.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(seeds[i].bytes, seeds[i].layout, max)));
 }
 
+/** What a seedMutationsArb value stands for: which seed, its mutated bytes, the mutations in words. */
+export function mutate(seeds: readonly FuzzSeed[], [which, mutations]: [number, Mutation[]]):
+    { which: number; bytes: Uint8Array; description: string } {
+  const { bytes, layout } = seeds[which];
+  return { which, bytes: applyMutations(bytes, layout, mutations), description: describeMutations(mutations, layout) };
+}
+
 /** Where a file is cut: a byte either side of every section boundary, and the boundary itself. */
 export function truncationPoints({ bytes, layout }: FuzzSeed): number[] {
   return [...new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))].filter((at) => at >= 0 && at < bytes.length);

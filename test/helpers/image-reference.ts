@@ -36,7 +36,7 @@ export function loadImageReference(): ImageReference {
 export const referenceBytes = (name: string) => new Uint8Array(readFileSync(join(GENERATED, name)));
 
 /** A committed test image. */
-export const imageFixture = (file: string): Uint8Array => new Uint8Array(readFileSync(join(IMAGES_DIR, file)));
+export const imageFixture = (file: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(join(IMAGES_DIR, file)));
 
 /** How many elements of two equal-length arrays differ, and by how much at most. */
 export function difference(a: ArrayLike<number>, b: ArrayLike<number>): { count: number; max: number } {

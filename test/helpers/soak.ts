@@ -5,12 +5,12 @@
 // ArrayBuffer memory over the second half of the run, each sampled after a full garbage collection, and the
 // WebAssembly memory at warm-up and at the end. test/soak.test.ts runs a short soak in CI, bench/soak.ts the
 // long one.
-import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pathToFileURL } from 'node:url';
 import { loadClassifier } from '../../src/index.js';
 import { VimedgeError } from '../../src/errors.js';
+import { imageFixture } from './image-reference.js';
 
 export interface SoakOptions {
   count: number;
@@ -74,8 +74,7 @@ export function slope(x: number[], y: number[]): number {
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const { count, model = 'test/fixtures/small/small/model.pth', concurrency = 4, every = 100, warmup = 500, log = () => {} } = options;
   const gc = collector();
-  const root = new URL('../../', import.meta.url);
-  const images = IMAGES.map((f) => new Uint8Array(readFileSync(new URL(`test/fixtures/images/${f}`, root))));
+  const images = IMAGES.map(imageFixture);
   // Damaged copies: truncated, and a header claiming 50000x50000 (refused before decoding).
   const damaged = [images[0].subarray(0, images[0].length >> 1), images[2].subarray(0, 200), new Uint8Array(64)];
   const classifier = await loadClassifier(new URL(model, pathToFileURL(`${process.cwd()}/`)).pathname);
