@@ -193,7 +193,8 @@ function endCase(tally: Tally, label: string, inputBytes: number, bound: MemoryB
 
 /**
  * Runs one synchronous case: `run` either returns a result that `validate` accepts (by not throwing; what it
- * returns is ignored), or throws a one-line VimedgeError. Anything else, a hang, a slow case or disproportionate memory growth breaks the property.
+ * returns is ignored), or throws a one-line VimedgeError. Anything else, a hang, a slow case or
+ * disproportionate memory growth breaks the property.
  */
 export function expectClean<T>(tally: Tally, label: string, inputBytes: number, run: () => T,
                                validate: (result: T) => unknown = () => {}, bound: MemoryBound = {}): void {
