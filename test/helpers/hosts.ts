@@ -68,28 +68,32 @@ export function ensureBuilt(): void {
   run(process.execPath, ['scripts/build-web.mjs']);
 }
 
-function platformBinary(pkg: string, relative: string): string | undefined {
-  try {
-    const file = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), relative);
-    return existsSync(file) ? file : undefined;
-  } catch {
-    return undefined;
+/**
+ * A runtime's binary from the package npm installed for this platform (one per `platform-arch` in
+ * `packages`), else the launcher in node_modules/.bin, which finds it the slower way.
+ */
+function runtimeBinary(packages: Record<string, string>, relative: string, launcher: string): string {
+  const pkg = packages[`${process.platform}-${process.arch}`];
+  if (pkg) {
+    try {
+      const file = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), relative);
+      if (existsSync(file)) return file;
+    } catch {
+      // the platform package is not installed
+    }
   }
+  return path.join(ROOT, 'node_modules/.bin', launcher);
 }
 
-/** Deno's binary from its platform package (@deno/linux-x64-glibc, ...), else the `deno` package's launcher. */
-export function denoBinary(): string {
-  const plat = `${process.platform}-${process.arch}`;
-  const pkg = { 'linux-x64': '@deno/linux-x64-glibc', 'linux-arm64': '@deno/linux-arm64-glibc', 'darwin-x64': '@deno/darwin-x64', 'darwin-arm64': '@deno/darwin-arm64' }[plat];
-  return (pkg && platformBinary(pkg, 'deno')) ?? path.join(ROOT, 'node_modules/.bin/deno');
-}
+export const denoBinary = () => runtimeBinary({
+  'linux-x64': '@deno/linux-x64-glibc', 'linux-arm64': '@deno/linux-arm64-glibc', 'darwin-x64': '@deno/darwin-x64',
+  'darwin-arm64': '@deno/darwin-arm64',
+}, 'deno', 'deno');
 
-/** workerd's binary from its platform package (@cloudflare/workerd-linux-64, ...), else the launcher. */
-export function workerdBinary(): string {
-  const plat = `${process.platform}-${process.arch}`;
-  const pkg = { 'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64', 'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64' }[plat];
-  return (pkg && platformBinary(pkg, 'bin/workerd')) ?? path.join(ROOT, 'node_modules/.bin/workerd');
-}
+export const workerdBinary = () => runtimeBinary({
+  'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64',
+  'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64',
+}, 'bin/workerd', 'workerd');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
