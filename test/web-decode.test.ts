@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { decodeEncoded, sniffFormat } from '../src/hosts/web-decode.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
-import { IMAGES_DIR, WEB_DECODERS as modules } from './helpers/hosts.js';
+import { IMAGES_DIR, WEB_DECODERS } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';
 import { rejects } from './helpers/rejects.js';
 
@@ -18,7 +18,7 @@ test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', 
   const report: string[] = [];
   for (const f of files) {
     const bytes = imageFixture(f);
-    const ours = await decodeEncoded(bytes, f, modules);
+    const ours = await decodeEncoded(bytes, f, WEB_DECODERS);
     const sharp = await decodeImageBytes(bytes, f);
     assert.equal([ours.width, ours.height, ours.channels], [sharp.width, sharp.height, sharp.channels], f);
     let max = 0;
@@ -36,17 +36,17 @@ test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', 
 });
 
 test('refusals: CMYK JPEG, truncated JPEG and PNG, size limit before decoding, other formats, empty', async () => {
-  await rejects(decodeEncoded(imageFixture('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', modules), 'BAD_IMAGE', /CMYK/);
+  await rejects(decodeEncoded(imageFixture('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', WEB_DECODERS), 'BAD_IMAGE', /CMYK/);
   const jpeg = imageFixture('astronaut_400x300.jpg');
-  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', modules), 'BAD_IMAGE', /cannot decode JPEG.*Premature end/);
-  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', modules), 'BAD_IMAGE', /JPEG/);
+  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', WEB_DECODERS), 'BAD_IMAGE', /cannot decode JPEG.*Premature end/);
+  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', WEB_DECODERS), 'BAD_IMAGE', /JPEG/);
   const png = imageFixture('coffee_portrait_233x349.png');
-  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', modules), 'BAD_IMAGE', /cannot decode PNG/);
-  await rejects(decodeEncoded(jpeg, 'big.jpg', modules, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
-  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', modules), 'BAD_IMAGE', /not a JPEG or PNG/);
-  await rejects(decodeEncoded(new Uint8Array(0), 'empty', modules), 'BAD_IMAGE', /empty/);
+  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', WEB_DECODERS), 'BAD_IMAGE', /cannot decode PNG/);
+  await rejects(decodeEncoded(jpeg, 'big.jpg', WEB_DECODERS, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
+  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG or PNG/);
+  await rejects(decodeEncoded(new Uint8Array(0), 'empty', WEB_DECODERS), 'BAD_IMAGE', /empty/);
   // A good file still decodes after all those failures (the codec instances are not left broken).
-  const again = await decodeEncoded(jpeg, 'again.jpg', modules);
+  const again = await decodeEncoded(jpeg, 'again.jpg', WEB_DECODERS);
   const sharp = await decodeImageBytes(jpeg, 'again.jpg');
   assert.equal(again.data, sharp.data);
   assert.is(sniffFormat(png), 'png');
