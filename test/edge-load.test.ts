@@ -5,15 +5,14 @@
 // workerd's RSS over the run are reported. Needs `npm run build` (dist/worker) and the workerd package.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { convertCheckpoint } from '../src/model/model-file.js';
 import { loadClassifier } from '../src/index.js';
-import { freePort, workerdBinary } from './helpers/hosts.js';
+import { serveEdgeWorker, workerdBinary, type EdgeWorker } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';
 import { slope } from './helpers/soak.js';
 
@@ -50,13 +49,9 @@ function cutOffMidBody(port: number, body: Uint8Array): Promise<void> {
 
 maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, every answer right, memory flat`, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vimedge-edge-'));
-  let server: ChildProcess | undefined;
+  let server: EdgeWorker['proc'] | undefined;
   try {
-    // The example as shipped, with the bundle next to it and the small fixture model as its model.
-    for (const f of BUNDLE) copyFileSync(path.join(DIST, f), path.join(dir, f));
-    copyFileSync('examples/edge-worker/worker.js', path.join(dir, 'worker.js'));
-    const config = readFileSync('examples/edge-worker/config.capnp', 'utf8').replaceAll('../../dist/worker/', '');
-    writeFileSync(path.join(dir, 'config.capnp'), config);
+    // The example as shipped, with the small fixture model as its model.
     const labels = Array.from({ length: 10 }, (_, i) => `label ${i}`);
     const model = await convertCheckpoint(new Uint8Array(readFileSync('test/fixtures/small/small/model.pth')), 'model.pth', { labels });
     writeFileSync(path.join(dir, 'model.vimq'), model);
@@ -70,22 +65,10 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     const expected = await Promise.all(images.map(async (bytes) => (await node.classify(bytes, { topK: 5 }))[0]));
     const damaged = images[0].subarray(0, images[0].length >> 1);
 
-    const port = await freePort();
-    server = spawn(binary, ['serve', path.join(dir, 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`],
-      { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let serverLog = '';
-    server.stderr!.on('data', (d) => { serverLog += d; });
-    const url = `http://127.0.0.1:${port}/`;
-    const started = Date.now();
-    for (;;) {
-      if (server.exitCode !== null) assert.unreachable(`workerd exited: ${serverLog}`);
-      if (Date.now() - started > 30_000) assert.unreachable(`workerd not listening after 30 s: ${serverLog}`);
-      try {
-        if ((await fetch(url)).status === 405) break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const worker = await serveEdgeWorker(path.join(dir, 'model.vimq'), dir);
+    server = worker.proc;
+    const { url } = worker;
+    const port = Number(new URL(url).port);
 
     const counts = { ok: 0, refused: 0, cutOff: 0, wrong: 0, status5xx: 0, other: 0 };
     const problems: string[] = [];

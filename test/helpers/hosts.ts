@@ -1,12 +1,14 @@
 // Shared set-up of the cross-host tests: a converted model, the built bundles, the runtimes' binaries
 // (which arrive with npm install through the `deno` and `workerd` packages' optionalDependencies: no
-// install script and no download), free ports, the image decoders of the hosts without sharp.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+// install script and no download), free ports, the edge worker served by workerd, the image decoders of the
+// hosts without sharp.
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { convertCheckpoint } from '../../src/model/model-file.js';
 import type { DecoderModules } from '../../src/hosts/web-decode.js';
 
@@ -119,6 +121,43 @@ export async function waitFor<T>(probe: () => Promise<T>, ms: number, what: stri
     }
   }
   throw new Error(`${what} did not come up in ${ms} ms (${last instanceof Error ? last.message : String(last)})`);
+}
+
+export interface EdgeWorker {
+  url: string;
+  proc: ChildProcessByStdio<null, Readable, Readable>;
+  /** What workerd printed so far. */
+  log: () => string;
+}
+
+/**
+ * examples/edge-worker as shipped, with `modelFile` as its model, served by workerd on a free port of
+ * 127.0.0.1: the example's files copied into `dir` in the repository's layout (config.capnp finds the bundle
+ * at ../../dist/worker). Resolves once workerd answers; the caller stops `proc`.
+ */
+export async function serveEdgeWorker(modelFile: string, dir: string): Promise<EdgeWorker> {
+  const example = path.join(dir, 'examples/edge-worker');
+  mkdirSync(example, { recursive: true });
+  for (const f of ['worker.js', 'config.capnp']) copyFileSync(path.join(ROOT, 'examples/edge-worker', f), path.join(example, f));
+  copyFileSync(modelFile, path.join(example, 'model.vimq'));
+  cpSync(path.join(ROOT, 'dist/worker'), path.join(dir, 'dist/worker'), { recursive: true });
+  const port = await freePort();
+  const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`],
+    { cwd: example, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw new Error(`workerd exited: ${log}`);
+      return fetch(url, { method: 'OPTIONS' });
+    }, 30_000, 'workerd');
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  return { url, proc, log: () => log };
 }
 
 export interface TopPrediction { label: string; index: number; score: number }
