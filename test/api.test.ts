@@ -4,9 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { loadClassifier, VimedgeError, type NodeClassifier } from '../src/index.js';
+import { loadClassifier, type NodeClassifier } from '../src/index.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { FIVE_IMAGES, LABELS, prepareModel } from './helpers/hosts.js';
+import { rejects } from './helpers/rejects.js';
 
 let model: { dir: string; file: string };
 let clf: NodeClassifier;
@@ -17,19 +18,6 @@ test.before(async () => {
   clf = await loadClassifier(model.file);
 });
 test.after(() => rmSync(model.dir, { recursive: true, force: true }));
-
-async function rejects(p: Promise<unknown>, code: string, pattern: RegExp) {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, code);
-    assert.match((err as Error).message, pattern);
-    assert.not.match((err as Error).message, /\n/);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 test('classify: top-5 { label, index, score }, best first, scores summing below 1', async () => {
   const top = await clf.classify(image);

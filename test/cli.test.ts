@@ -6,29 +6,21 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, copyFileSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { noStackTrace, refused, vimedge } from './helpers/cli.js';
 import { relErr } from './helpers/kernels.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-cli-'));
 const SMALL = 'test/fixtures/small/small';
 const IMAGES = 'test/fixtures/images';
 
-function vimedge(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function noStackTrace(stderr: string) {
-  assert.not.match(stderr, /\n\s+at /, `stack trace printed:\n${stderr}`);
-}
-
 const model = path.join(tmp, 'small.vimq');
 const labels = path.join(tmp, 'labels.txt');
 writeFileSync(labels, Array.from({ length: 10 }, (_, i) => `label ${i}`).join('\n') + '\n');
 
 test('convert + inspect: labels, config and preprocessing are stored and shown', () => {
-  const r = vimedge('convert', `${SMALL}/model.pth`, '-o', model, '--labels', labels);
+  const r = vimedge(['convert', `${SMALL}/model.pth`, '-o', model, '--labels', labels]);
   assert.is(r.code, 0, r.stderr);
-  const info = vimedge('inspect', model, '--json');
+  const info = vimedge(['inspect', model, '--json']);
   assert.is(info.code, 0, info.stderr);
   const j = JSON.parse(info.stdout);
   assert.is(j.config.numTokens, 17);
@@ -43,9 +35,9 @@ test('classify --json --logits equals the PyTorch pipeline on PNG files (rel err
   // fp32 forward pass: the same 1e-4 bound as test/forward.test.ts.
   const pngs = readdirSync(IMAGES).filter((f) => f.endsWith('.png')).map((f) => path.join(IMAGES, f));
   assert.ok(pngs.length >= 4);
-  const ours = vimedge('classify', '--model', model, '--json', '--logits', ...pngs);
+  const ours = vimedge(['classify', '--model', model, '--json', '--logits', ...pngs]);
   assert.is(ours.code, 0, ours.stderr);
-  const spec = JSON.parse(vimedge('inspect', model, '--json').stdout).preprocess;
+  const spec = JSON.parse(vimedge(['inspect', model, '--json']).stdout).preprocess;
   const ref = spawnSync('/usr/bin/python3', ['tools/classify_reference.py', `${SMALL}/model.pth`,
     JSON.stringify({ ...spec, stride: 16 }), ...pngs], { encoding: 'utf8' });
   assert.is(ref.status, 0, ref.stderr);
@@ -69,7 +61,7 @@ test('a folder with bad files: each reported by name, the rest classified, exit 
   writeFileSync(path.join(dir, 'b-empty.png'), '');
   writeFileSync(path.join(dir, 'c-text.jpg'), 'this is not an image');
   writeFileSync(path.join(dir, 'd-truncated.png'), readFileSync(`${IMAGES}/motorcycle_tiny_50x40.png`).subarray(0, 100));
-  const r = vimedge('classify', '--model', model, dir, path.join(tmp, 'missing.png'));
+  const r = vimedge(['classify', '--model', model, dir, path.join(tmp, 'missing.png')]);
   assert.is(r.code, 1);
   noStackTrace(r.stderr);
   assert.match(r.stdout, /a-good\.png: label \d \(0\.\d{4}\)/);
@@ -81,9 +73,8 @@ test('start-up: --help loads none of what the verbs run, classify neither vega n
   const trace = path.join(tmp, 'imports.txt');
   const imports = (...args: string[]) => {
     writeFileSync(trace, '');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/trace-imports.mjs', 'src/cli/main.ts', ...args],
-      { encoding: 'utf8', env: { ...process.env, TRACE_IMPORTS: trace } });
-    assert.is(r.status, 0, r.stderr);
+    const r = vimedge(args, { preloads: ['test/helpers/trace-imports.mjs'], env: { ...process.env, TRACE_IMPORTS: trace } });
+    assert.is(r.code, 0, r.stderr);
     return readFileSync(trace, 'utf8');
   };
   const help = imports('--help');
@@ -102,17 +93,14 @@ test('bad models and flags: one clear line, non-zero exit, no stack trace', () =
     [['classify', '--top', 'zero', `${IMAGES}/motorcycle_tiny_50x40.png`], /--top needs a positive integer/],
   ];
   for (const [args, message] of cases) {
-    const r = vimedge(...args);
-    assert.ok(r.code !== 0, `${args.join(' ')} exited 0`);
-    assert.match(r.stderr, message);
-    noStackTrace(r.stderr);
+    refused(vimedge(args), message);
   }
 });
 
 test('classify accepts a checkpoint directly (.pth and .safetensors) with the same answer as the .vimq', () => {
   const img = `${IMAGES}/motorcycle_tiny_50x40.png`;
   const outputs = [model, `${SMALL}/model.pth`, `${SMALL}/model.safetensors`].map((m) => {
-    const r = vimedge('classify', '--model', m, '--json', '--logits', img);
+    const r = vimedge(['classify', '--model', m, '--json', '--logits', img]);
     assert.is(r.code, 0, r.stderr);
     return JSON.parse(r.stdout).logits;
   });
@@ -122,7 +110,7 @@ test('classify accepts a checkpoint directly (.pth and .safetensors) with the sa
 
 test('eval: JSON summary and confusion PNG on Fashion-MNIST, and a class-folder data set mapped by label name', () => {
   const plot = path.join(tmp, 'confusion.png');
-  const r = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', 'fashion-mnist', '--limit', '40', '--json', '--plot', plot);
+  const r = vimedge(['eval', 'models/vim-fmnist.vimq', '--dataset', 'fashion-mnist', '--limit', '40', '--json', '--plot', plot]);
   assert.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.is(j.images, 40);
@@ -136,16 +124,13 @@ test('eval: JSON summary and confusion PNG on Fashion-MNIST, and a class-folder 
     mkdirSync(path.join(root, cls), { recursive: true });
     copyFileSync(path.join('examples/images', file), path.join(root, cls, file));
   }
-  const f = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', root, '--json');
+  const f = vimedge(['eval', 'models/vim-fmnist.vimq', '--dataset', root, '--json']);
   assert.is(f.code, 0, f.stderr);
   const fj = JSON.parse(f.stdout);
   assert.is(fj.images, 3);
   assert.is(fj.top1, 1);
   assert.is(fj.per_class.find((c: { label: string }) => c.label === 'Bag').images, 1);
-  const empty = vimedge('eval', 'models/vim-fmnist.vimq', '--dataset', path.join(tmp, 'mixed'));
-  assert.is(empty.code, 1);
-  assert.match(empty.stderr, /no class sub-folders/);
-  noStackTrace(empty.stderr);
+  refused(vimedge(['eval', 'models/vim-fmnist.vimq', '--dataset', path.join(tmp, 'mixed')]), /no class sub-folders/);
 });
 
 test.run();

@@ -5,46 +5,28 @@
 // workerd's RSS over the run are reported. Needs `npm run build` (dist/worker) and the workerd package.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { convertCheckpoint } from '../src/model/model-file.js';
 import { loadClassifier } from '../src/index.js';
-import { slope } from '../bench/soak.js';
+import { serveEdgeWorker, workerdBinary, type EdgeWorker } from './helpers/hosts.js';
+import { imageFixture } from './helpers/image-reference.js';
+import { slope } from './helpers/soak.js';
 
 const REQUESTS = Number(process.env.VIMEDGE_EDGE_REQUESTS ?? 2000);
 const CONCURRENCY = 32;
 const DEADLINE_MS = 150_000;
 const DIST = 'dist/worker';
 const BUNDLE = ['vimedge.js', 'vimedge.wasm', 'mozjpeg_dec.wasm', 'squoosh_png_bg.wasm'];
-const require = createRequire(import.meta.url);
-
-function workerdBinary(): string | undefined {
-  try {
-    return path.join(path.dirname(require.resolve('workerd/package.json')), 'bin', 'workerd');
-  } catch {
-    return undefined;
-  }
-}
 
 const binary = workerdBinary();
-const ready = binary !== undefined && existsSync(binary) && existsSync('examples/edge-worker/worker.js')
+const ready = existsSync(binary) && existsSync('examples/edge-worker/worker.js')
   && BUNDLE.every((f) => existsSync(path.join(DIST, f)));
 if (!ready) console.log(`edge-load: skipped (needs workerd, examples/edge-worker/ and ${DIST}/{${BUNDLE.join(',')}}: run npm run build)`);
 const maybe = ready ? test : test.skip;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -67,13 +49,9 @@ function cutOffMidBody(port: number, body: Uint8Array): Promise<void> {
 
 maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, every answer right, memory flat`, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vimedge-edge-'));
-  let server: ChildProcess | undefined;
+  let server: EdgeWorker['proc'] | undefined;
   try {
-    // The example as shipped, with the bundle next to it and the small fixture model as its model.
-    for (const f of BUNDLE) copyFileSync(path.join(DIST, f), path.join(dir, f));
-    copyFileSync('examples/edge-worker/worker.js', path.join(dir, 'worker.js'));
-    const config = readFileSync('examples/edge-worker/config.capnp', 'utf8').replaceAll('../../dist/worker/', '');
-    writeFileSync(path.join(dir, 'config.capnp'), config);
+    // The example as shipped, with the small fixture model as its model.
     const labels = Array.from({ length: 10 }, (_, i) => `label ${i}`);
     const model = await convertCheckpoint(new Uint8Array(readFileSync('test/fixtures/small/small/model.pth')), 'model.pth', { labels });
     writeFileSync(path.join(dir, 'model.vimq'), model);
@@ -81,28 +59,16 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     // The images and the answers the Node classifier gives for them.
     const sources = ['coffee_portrait_233x349.png', 'motorcycle_tiny_50x40.png', 'camera_grey_257x383.png', 'astronaut_rgba_213x161.png',
       'chelsea_451x300.jpg', 'astronaut_400x300.jpg', 'retina_444_progressive_333x250.jpg'];
-    const images = sources.map((f) => new Uint8Array(readFileSync(`test/fixtures/images/${f}`)));
+    const images = sources.map(imageFixture);
     images.push(new Uint8Array(await sharp({ create: { width: 640, height: 480, channels: 3, background: '#4080c0' } }).jpeg().toBuffer()));
     const node = await loadClassifier(model);
     const expected = await Promise.all(images.map(async (bytes) => (await node.classify(bytes, { topK: 5 }))[0]));
     const damaged = images[0].subarray(0, images[0].length >> 1);
 
-    const port = await freePort();
-    server = spawn(binary!, ['serve', path.join(dir, 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`],
-      { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    let serverLog = '';
-    server.stderr!.on('data', (d) => { serverLog += d; });
-    const url = `http://127.0.0.1:${port}/`;
-    const started = Date.now();
-    for (;;) {
-      if (server.exitCode !== null) assert.unreachable(`workerd exited: ${serverLog}`);
-      if (Date.now() - started > 30_000) assert.unreachable(`workerd not listening after 30 s: ${serverLog}`);
-      try {
-        if ((await fetch(url)).status === 405) break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const worker = await serveEdgeWorker(path.join(dir, 'model.vimq'), dir);
+    server = worker.proc;
+    const { url } = worker;
+    const port = Number(new URL(url).port);
 
     const counts = { ok: 0, refused: 0, cutOff: 0, wrong: 0, status5xx: 0, other: 0 };
     const problems: string[] = [];

@@ -14,34 +14,26 @@ import { gzipSync } from 'node:zlib';
 import { IDX_IMAGES, IDX_LABELS, parseIdx, readIdx, type IdxArray } from '../src/datasets/idx.js';
 import { loadFashionMnist } from '../src/datasets/fashion-mnist.js';
 import {
-  applyMutations, describeMutations, expectClean, fcOptions, fuzzRuns, invalid, mutationsArb, Tally, type Field, type Layout,
+  applyMutations, expectClean, fcOptions, fuzzRuns, invalid, mutate, mutationsArb, seedMutationsArb, Tally,
+  truncationPoints, type Field, type Layout,
 } from './helpers/fuzz.js';
+import { idxFile } from './helpers/idx.js';
 
 const tally = new Tally('idx');
 const DEBIAN = '/usr/share/datasets/fashion-mnist';
 const BUDGET = { plain: 300, gzip: 400, split: 150 };
 const TOTAL = BUDGET.plain + BUDGET.gzip + BUDGET.split;
 
-/** An idx file of `dims` holding `data`. */
-function idx(magic: number, dims: number[], data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, magic, false);
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(data, 4 + 4 * dims.length);
-  return out;
-}
-
 // Real data where the Debian package is installed (scripts/install-test-deps.sh), a synthetic stand-in if not.
 const haveDebian = existsSync(path.join(DEBIAN, 't10k-labels-idx1-ubyte.gz'));
 const LABELS_GZ = haveDebian
   ? new Uint8Array(readFileSync(path.join(DEBIAN, 't10k-labels-idx1-ubyte.gz')))
-  : new Uint8Array(gzipSync(idx(IDX_LABELS, [1000], new Uint8Array(1000).map((_, i) => i % 10))));
+  : new Uint8Array(gzipSync(idxFile(IDX_LABELS, [1000], new Uint8Array(1000).map((_, i) => i % 10))));
 const labels = readIdx(LABELS_GZ, 'labels');
 const COUNT = 64;
 const imagesAll = haveDebian ? readIdx(new Uint8Array(readFileSync(path.join(DEBIAN, 't10k-images-idx3-ubyte.gz'))), 'images').data : new Uint8Array(COUNT * 784).map((_, i) => (i * 37) & 0xff);
-const IMAGES = idx(IDX_IMAGES, [COUNT, 28, 28], imagesAll.subarray(0, COUNT * 784));
-const LABELS = idx(IDX_LABELS, [COUNT], labels.data.subarray(0, COUNT));
+const IMAGES = idxFile(IDX_IMAGES, [COUNT, 28, 28], imagesAll.subarray(0, COUNT * 784));
+const LABELS = idxFile(IDX_LABELS, [COUNT], labels.data.subarray(0, COUNT));
 const IMAGES_GZ = new Uint8Array(gzipSync(IMAGES));
 
 /** Deflate may legitimately expand 1032:1, so compressed inputs get that factor rather than the default 64. */
@@ -79,19 +71,17 @@ const GZ = [IMAGES_GZ, LABELS_GZ].map((bytes) => ({ bytes, layout: gzipLayout(by
 
 test('truncation at every section boundary, plain and gzip', () => {
   for (const { bytes, layout } of [...PLAIN, ...GZ]) {
-    for (const at of new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))) {
-      if (at < 0 || at >= bytes.length) continue;
+    for (const at of truncationPoints({ bytes, layout })) {
       expectClean(tally, `truncate ${at}`, at, () => readIdx(bytes.subarray(0, at), 'cut.idx'), validIdx, GZIP_BOUND);
     }
   }
 });
 
 test('plain idx: element type, dimension count, oversized dims, bit flips, insertions, deletions', () => {
-  fc.assert(fc.property(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(PLAIN[i].bytes, PLAIN[i].layout))),
-    ([which, mutations]) => {
-      const { bytes: original, layout } = PLAIN[which];
-      const bytes = applyMutations(original, layout, mutations);
-      const label = `plain ${which}: ${describeMutations(mutations, layout)}`;
+  fc.assert(fc.property(seedMutationsArb(PLAIN),
+    (drawn) => {
+      const { which, bytes, description } = mutate(PLAIN, drawn);
+      const label = `plain ${which}: ${description}`;
       expectClean(tally, label, bytes.length, () => parseIdx(bytes, 'fuzz.idx', which === 0 ? IDX_IMAGES : IDX_LABELS), validIdx);
       // the same damage inside a valid gzip container
       const gz = new Uint8Array(gzipSync(bytes));
@@ -100,12 +90,11 @@ test('plain idx: element type, dimension count, oversized dims, bit flips, inser
 });
 
 test('gzip container: flags, deflate stream, CRC-32 and ISIZE trailer', () => {
-  fc.assert(fc.property(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(GZ[i].bytes, GZ[i].layout))),
-    ([which, mutations]) => {
-      const { bytes: original, layout } = GZ[which];
-      const bytes = applyMutations(original, layout, mutations);
-      const before = readIdx(original, 'ok');
-      expectClean(tally, `gzip ${which}: ${describeMutations(mutations, layout)}`, bytes.length, () => readIdx(bytes, 'fuzz.idx.gz'), (a) => {
+  fc.assert(fc.property(seedMutationsArb(GZ),
+    (drawn) => {
+      const { which, bytes, description } = mutate(GZ, drawn);
+      const before = readIdx(GZ[which].bytes, 'ok');
+      expectClean(tally, `gzip ${which}: ${description}`, bytes.length, () => readIdx(bytes, 'fuzz.idx.gz'), (a) => {
         validIdx(a);
         // CRC-32 and ISIZE are checked, so damaged data must not come back as different pixels.
         if (a.data.length === before.data.length && !a.data.every((v, i) => v === before.data[i])) invalid('damaged gzip decoded to different data');
@@ -128,9 +117,9 @@ test('a Fashion-MNIST split from damaged files: each file, and files that disagr
       } else if (edit.kind === 'labels') {
         const data = new Uint8Array(edit.count).map((_, i) => labels.data[i % labels.data.length]);
         if (edit.count > 0) data[edit.count - 1] = edit.value;
-        labelsGz = new Uint8Array(gzipSync(idx(IDX_LABELS, [edit.count], data)));
+        labelsGz = new Uint8Array(gzipSync(idxFile(IDX_LABELS, [edit.count], data)));
       } else {
-        images = new Uint8Array(gzipSync(idx(IDX_IMAGES, [COUNT, edit.rows, edit.cols], new Uint8Array(COUNT * edit.rows * edit.cols))));
+        images = new Uint8Array(gzipSync(idxFile(IDX_IMAGES, [COUNT, edit.rows, edit.cols], new Uint8Array(COUNT * edit.rows * edit.cols))));
       }
       writeFileSync(path.join(dir, 't10k-images-idx3-ubyte.gz'), images);
       writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte.gz'), labelsGz);

@@ -7,18 +7,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { decodeImageBytes, type DecodedImage } from '../src/hosts/node-decode.js';
-import { decodeEncoded, type DecoderModules } from '../src/hosts/web-decode.js';
+import { decodeEncoded } from '../src/hosts/web-decode.js';
 import { loadClassifier } from '../src/index.js';
 import { pilResize } from '../src/preprocess/pil-resize.js';
 import type { RawImage } from '../src/preprocess/raw-image.js';
 import { cropOffset, resizeAndCrop, resizedSize, type PreprocessSpec } from '../src/preprocess/pipeline.js';
+import { seededRandom } from '../src/quant/random.js';
 import {
-  applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid,
-  jpegLayout, mutationsArb, pngLayout, Tally, type Layout,
+  expectClean, expectCleanAsync, fcOptions, fuzzRuns, gifLayout, invalid, jpegLayout, mutate, pngLayout,
+  seedMutationsArb, Tally, truncationPoints, type Layout,
 } from './helpers/fuzz.js';
+import { WEB_DECODERS } from './helpers/hosts.js';
+import { imageFixture } from './helpers/image-reference.js';
 
 const tally = new Tally('images');
 const MAX_PIXELS = 1 << 20;
@@ -43,7 +44,7 @@ const FIXTURES = ([
   ['motorcycle_187x126.webp', anyLayout],
   ['rocket_130x87.tif', anyLayout],
 ] as const).map(([file, layoutOf]) => {
-  const bytes = new Uint8Array(readFileSync(`test/fixtures/images/${file}`));
+  const bytes = imageFixture(file);
   return { file, bytes, layout: layoutOf(bytes) };
 });
 
@@ -64,8 +65,7 @@ const decode = (bytes: Uint8Array) => () => decodeImageBytes(bytes, 'fuzz-image'
 
 test('truncation at every section boundary', async () => {
   for (const { file, bytes, layout } of FIXTURES) {
-    for (const at of new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))) {
-      if (at < 0 || at >= bytes.length) continue;
+    for (const at of truncationPoints({ bytes, layout })) {
       await expectCleanAsync(tally, `${file} truncated at ${at}`, at, decode(bytes.subarray(0, at)), validImage, BOUND);
     }
   }
@@ -73,37 +73,26 @@ test('truncation at every section boundary', async () => {
 
 test('structure: chunk and segment lengths, image sizes, bit flips, insertions, deletions', async () => {
   await fc.assert(fc.asyncProperty(
-    fc.nat({ max: FIXTURES.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout, 3))),
-    async ([which, mutations]) => {
-      const { file, bytes: original, layout } = FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
-      await expectCleanAsync(tally, `${file}: ${describeMutations(mutations, layout)}`, bytes.length, decode(bytes), validImage, BOUND);
+    seedMutationsArb(FIXTURES, 3),
+    async (drawn) => {
+      const { which, bytes, description } = mutate(FIXTURES, drawn);
+      await expectCleanAsync(tally, `${FIXTURES[which].file}: ${description}`, bytes.length, decode(bytes), validImage, BOUND);
     }), fcOptions(fuzzRuns(BUDGET.structure, TOTAL)));
 });
 
 // --- the decoder of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG and Rust png ------
 
-const require = createRequire(import.meta.url);
-const compiled = (spec: string) => {
-  let m: Promise<WebAssembly.Module> | undefined;
-  return () => m ??= WebAssembly.compile(readFileSync(require.resolve(spec)));
-};
-const MODULES: DecoderModules = {
-  jpeg: compiled('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  png: compiled('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
-};
 const WEB_FIXTURES = FIXTURES.filter((f) => /\.(png|jpg)$/.test(f.file) && !f.file.includes('cmyk'));
 
 test('web decoder (browsers, Deno, workerd): the same mutations of the PNG and JPEG fixtures', async () => {
   // Memory kept by failed decodes accumulates across cases, each under the per-case bound: that is tested
   // on its own, with images large enough to show it, in test/images-hostile.test.ts.
   await fc.assert(fc.asyncProperty(
-    fc.nat({ max: WEB_FIXTURES.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(WEB_FIXTURES[i].bytes, WEB_FIXTURES[i].layout, 3))),
-    async ([which, mutations]) => {
-      const { file, bytes: original, layout } = WEB_FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
-      await expectCleanAsync(tally, `web ${file}: ${describeMutations(mutations, layout)}`, bytes.length,
-        () => decodeEncoded(bytes, 'fuzz-image', MODULES, MAX_PIXELS), (image) => validImage({ ...image, channels: 3 } as DecodedImage), BOUND);
+    seedMutationsArb(WEB_FIXTURES, 3),
+    async (drawn) => {
+      const { which, bytes, description } = mutate(WEB_FIXTURES, drawn);
+      await expectCleanAsync(tally, `web ${WEB_FIXTURES[which].file}: ${description}`, bytes.length,
+        () => decodeEncoded(bytes, 'fuzz-image', WEB_DECODERS, MAX_PIXELS), (image) => validImage({ ...image, channels: 3 } as DecodedImage), BOUND);
     }), fcOptions(fuzzRuns(BUDGET.web, TOTAL)));
 });
 
@@ -132,8 +121,8 @@ test('preprocessing: resizing only the cropped region gives the bytes of the ful
     interpolation: fc.constantFrom('bicubic' as const, 'bilinear' as const),
   });
   fc.assert(fc.property(imageArb, specArb, ({ width, height, seed }, s) => {
-    let state = seed;
-    const data = new Uint8Array(width * height * 3).map(() => (state = (state * 1103515245 + 12345) >>> 0) >>> 24);
+    const random = seededRandom(seed);
+    const data = new Uint8Array(width * height * 3).map(() => random.int(256));
     const image: RawImage = { width, height, channels: 3, data };
     const spec: PreprocessSpec = { ...s, mean: [0, 0, 0], std: [1, 1, 1], channels: 3 };
     expectClean(tally, `preprocess ${width}x${height} ${JSON.stringify(s)}`, data.length, () => resizeAndCrop(image, spec), (crop) => {

@@ -14,11 +14,11 @@ import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { createClassifier, rankLabels, type ImageClassifier } from '../src/classifier.js';
 import type { RawImage } from '../src/preprocess/raw-image.js';
-import { VimedgeError } from '../src/errors.js';
 import {
-  applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, invalid, mutationsArb,
-  resignVimq, Tally, type Layout,
+  expectCleanAsync, fcOptions, fuzzRuns, invalid, mutate, resignVimq, seedMutationsArb, Tally, truncationPoints,
+  type Layout,
 } from './helpers/fuzz.js';
+import { rejects } from './helpers/rejects.js';
 
 const tally = new Tally('vimq');
 const wasm = await readKernelWasm();
@@ -72,8 +72,7 @@ const load = (bytes: Uint8Array) => () => createClassifier({ model: bytes, name:
 
 test('truncation at every section boundary, plain and re-signed', async () => {
   for (const { bytes, layout } of FIXTURES) {
-    for (const at of new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))) {
-      if (at < 0 || at >= bytes.length) continue;
+    for (const at of truncationPoints({ bytes, layout })) {
       const cut = bytes.slice(0, at);
       await expectCleanAsync(tally, `truncate ${at}`, at, load(cut), validLoaded);
       await expectCleanAsync(tally, `truncate ${at} re-signed`, at, load(resignVimq(cut)), validLoaded);
@@ -82,12 +81,12 @@ test('truncation at every section boundary, plain and re-signed', async () => {
 });
 
 test('plain corruption: length fields, bit flips, insertions, deletions (the checksum or a length check refuses)', async () => {
-  await fc.assert(fc.asyncProperty(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout))),
-    async ([which, mutations]) => {
-      const { bytes: original, layout } = FIXTURES[which];
-      const bytes = applyMutations(original, layout, mutations);
+  await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
+    async (drawn) => {
+      const { which, bytes, description } = mutate(FIXTURES, drawn);
+      const original = FIXTURES[which].bytes;
       const identical = bytes.length === original.length && bytes.every((b, i) => b === original[i]);
-      await expectCleanAsync(tally, `raw ${which}: ${describeMutations(mutations, layout)}`, bytes.length, load(bytes), async (classifier) => {
+      await expectCleanAsync(tally, `raw ${which}: ${description}`, bytes.length, load(bytes), async (classifier) => {
         if (!identical) invalid('a modified file passed the checksum');
         await validLoaded(classifier);
       });
@@ -95,11 +94,11 @@ test('plain corruption: length fields, bit flips, insertions, deletions (the che
 });
 
 test('re-signed corruption: the checks behind the checksum', async () => {
-  await fc.assert(fc.asyncProperty(fc.nat({ max: 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(FIXTURES[i].bytes, FIXTURES[i].layout))),
-    async ([which, mutations]) => {
-      const { bytes: original, layout } = FIXTURES[which];
-      const bytes = resignVimq(applyMutations(original, layout, mutations));
-      await expectCleanAsync(tally, `re-signed ${which}: ${describeMutations(mutations, layout)}`, bytes.length, load(bytes), validLoaded);
+  await fc.assert(fc.asyncProperty(seedMutationsArb(FIXTURES),
+    async (drawn) => {
+      const { which, bytes: mutated, description } = mutate(FIXTURES, drawn);
+      const bytes = resignVimq(mutated);
+      await expectCleanAsync(tally, `re-signed ${which}: ${description}`, bytes.length, load(bytes), validLoaded);
     }), fcOptions(fuzzRuns(BUDGET.resigned, TOTAL)));
 });
 
@@ -192,17 +191,6 @@ function bigFile(): CopyRecorder {
   return file;
 }
 
-async function refusal(file: Uint8Array, pattern: RegExp): Promise<void> {
-  try {
-    await readVimq(file, 'big.vimq');
-  } catch (e) {
-    assert.instance(e, VimedgeError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`accepted; expected ${pattern}`);
-}
-
 test('a length field past the end of the file is refused before any allocation', async () => {
   const cases: [(v: DataView) => void, RegExp][] = [
     [(v) => v.setUint32(8, 0xffffffff, true), /metadata length 4294967295 .* out of range/],
@@ -215,13 +203,13 @@ test('a length field past the end of the file is refused before any allocation',
     const file = bigFile();
     edit(new DataView(file.buffer));
     const before = process.memoryUsage().arrayBuffers;
-    await refusal(file, pattern);
+    await rejects(readVimq(file, 'big.vimq'), 'BAD_MODEL_FILE', pattern);
     assert.equal(file.copies, [], `${pattern}: copies of ${file.copies} bytes made before refusing`);
     assert.ok(process.memoryUsage().arrayBuffers - before < 1 << 20, `${pattern}: ArrayBuffers grew`);
   }
   // The control: a file whose lengths are fine is copied whole for its checksum, then refused by it.
   const control = bigFile();
-  await refusal(control, /checksum mismatch/);
+  await rejects(readVimq(control, 'big.vimq'), 'BAD_MODEL_FILE', /checksum mismatch/);
   assert.ok(control.copies.includes(8 << 20), `copies: ${control.copies}`);
 });
 
@@ -229,7 +217,7 @@ test('the version check comes before the checksum: a newer file says so even if 
   const file = FILE.slice();
   new DataView(file.buffer).setUint32(4, VIMQ_VERSION + 1, true);
   file[200] ^= 1;
-  await refusal(file, new RegExp(`big\\.vimq: format version ${VIMQ_VERSION + 1} is newer than this runtime reads \\(${VIMQ_VERSION}\\); upgrade vimedge`));
+  await rejects(readVimq(file, 'big.vimq'), 'BAD_MODEL_FILE', new RegExp(`big\\.vimq: format version ${VIMQ_VERSION + 1} is newer than this runtime reads \\(${VIMQ_VERSION}\\); upgrade vimedge`));
 });
 
 test('the unmutated files load and classify (the fuzz starts from valid files)', async () => {

@@ -4,14 +4,14 @@
 // identical top-5 labels, scores equal to 1e-6. Also the edge worker's 4xx answers and statelessness.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
 import {
-  FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, freePort, prepareModel, waitFor, workerdBinary,
+  FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, prepareModel, serveEdgeWorker, type EdgeWorker,
   type TopPrediction,
 } from './helpers/hosts.js';
 
@@ -74,28 +74,12 @@ test('Deno: examples/deno/classify.ts with --allow-read of the model folder and 
 
 // ---- workerd
 
-let workerd: { url: string; proc: ChildProcess; log: () => string } | undefined;
+let workerd: EdgeWorker | undefined;
 
-async function startWorkerd() {
-  // The example's layout, in a temp folder: examples/edge-worker/{worker.js,config.capnp,model.vimq} + dist/worker.
-  const base = path.join(tmp, 'edge');
-  const dir = path.join(base, 'examples/edge-worker');
-  mkdirSync(dir, { recursive: true });
-  for (const f of ['worker.js', 'config.capnp']) copyFileSync(path.join(ROOT, 'examples/edge-worker', f), path.join(dir, f));
-  copyFileSync(model.file, path.join(dir, 'model.vimq'));
-  cpSync(path.join(ROOT, 'dist/worker'), path.join(base, 'dist/worker'), { recursive: true });
-  const port = await freePort();
-  const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stdout!.on('data', (d) => { log += d; });
-  proc.stderr!.on('data', (d) => { log += d; });
+async function startWorkerd(): Promise<EdgeWorker> {
+  workerd = await serveEdgeWorker(model.file, path.join(tmp, 'edge'));
+  const { proc } = workerd;
   cleanup.push(() => proc.kill('SIGKILL'));
-  const url = `http://127.0.0.1:${port}/`;
-  await waitFor(async () => {
-    if (proc.exitCode !== null) throw new Error(`workerd exited: ${log}`);
-    return fetch(url, { method: 'OPTIONS' });
-  }, 20_000, 'workerd');
-  workerd = { url, proc, log: () => log };
   return workerd;
 }
 

@@ -7,31 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'fflate';
-import { VimedgeError } from '../src/errors.js';
 import { crc32, gunzipBounded, IDX_IMAGES, IDX_LABELS, parseIdx, readIdx } from '../src/datasets/idx.js';
 import { FASHION_MNIST_DIR, FASHION_MNIST_LABELS, loadFashionMnist } from '../src/datasets/fashion-mnist.js';
-
-function throwsDataset(fn: () => unknown, pattern: RegExp) {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, 'BAD_DATASET');
-    assert.match((err as Error).message, pattern);
-    assert.not.match((err as Error).message, /\n/);
-    return;
-  }
-  assert.unreachable(`expected BAD_DATASET matching ${pattern}`);
-}
-
-function idxBytes(magic: number, dims: number[], payload: number[]): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + payload.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, magic);
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d));
-  out.set(payload, 4 + 4 * dims.length);
-  return out;
-}
+import { idxFile } from './helpers/idx.js';
+import { rejects } from './helpers/rejects.js';
 
 const sum = (a: Uint8Array) => a.reduce((s, v) => s + v, 0);
 
@@ -84,14 +63,14 @@ test('labels file agrees with models/fashion-mnist-labels.txt', () => {
 });
 
 test('parseIdx: shapes, plain and gzip', () => {
-  const raw = idxBytes(IDX_IMAGES, [2, 2, 3], [...Array(12).keys()]);
+  const raw = idxFile(IDX_IMAGES, [2, 2, 3], [...Array(12).keys()]);
   const a = parseIdx(raw, 'mem');
   assert.equal(a.dims, [2, 2, 3]);
   assert.is(a.magic, IDX_IMAGES);
   assert.is(a.data[11], 11);
   const b = readIdx(gzipSync(raw), 'mem.gz', IDX_IMAGES);
   assert.equal([...b.data], [...a.data]);
-  const l = readIdx(idxBytes(IDX_LABELS, [3], [7, 8, 9]), 'labels', IDX_LABELS);
+  const l = readIdx(idxFile(IDX_LABELS, [3], [7, 8, 9]), 'labels', IDX_LABELS);
   assert.equal([...l.data], [7, 8, 9]);
 });
 
@@ -104,54 +83,54 @@ test('crc32 matches the gzip trailer of the real files', () => {
 });
 
 test('wrong magic, element type, sizes, trailing bytes: BAD_DATASET', () => {
-  const labels = idxBytes(IDX_LABELS, [3], [1, 2, 3]);
-  throwsDataset(() => parseIdx(labels, 'l.idx', IDX_IMAGES), /^l\.idx: magic 0x00000801, expected 0x00000803/);
-  throwsDataset(() => parseIdx(idxBytes(0x0000080a, [3], [1, 2, 3]), 'x', IDX_LABELS), /^x: magic 0x0000080a/);
-  throwsDataset(() => parseIdx(idxBytes(0x00000d01, [3], [1, 2, 3]), 'f', IDX_LABELS), /element type 0xd/);
-  throwsDataset(() => parseIdx(new Uint8Array([0x50, 0x4b, 3, 4, 0, 0]), 'zip', IDX_LABELS), /not an idx file/);
-  throwsDataset(() => parseIdx(idxBytes(IDX_LABELS, [4], [1, 2, 3]), 'short', IDX_LABELS), /3 data bytes .* need 4 \(truncated/);
-  throwsDataset(() => parseIdx(idxBytes(IDX_LABELS, [2], [1, 2, 3]), 'long', IDX_LABELS), /trailing bytes/);
-  throwsDataset(() => parseIdx(new Uint8Array([0, 0, 8, 3, 0, 0]), 'hdr', IDX_IMAGES), /truncated idx header/);
-  throwsDataset(() => parseIdx(new Uint8Array(2), 'tiny'), /too short/);
-  throwsDataset(() => parseIdx(idxBytes(IDX_IMAGES, [60000, 60000, 28], []), 'huge', IDX_IMAGES), /too large/);
+  const labels = idxFile(IDX_LABELS, [3], [1, 2, 3]);
+  rejects(() => parseIdx(labels, 'l.idx', IDX_IMAGES), 'BAD_DATASET', /^l\.idx: magic 0x00000801, expected 0x00000803/);
+  rejects(() => parseIdx(idxFile(0x0000080a, [3], [1, 2, 3]), 'x', IDX_LABELS), 'BAD_DATASET', /^x: magic 0x0000080a/);
+  rejects(() => parseIdx(idxFile(0x00000d01, [3], [1, 2, 3]), 'f', IDX_LABELS), 'BAD_DATASET', /element type 0xd/);
+  rejects(() => parseIdx(new Uint8Array([0x50, 0x4b, 3, 4, 0, 0]), 'zip', IDX_LABELS), 'BAD_DATASET', /not an idx file/);
+  rejects(() => parseIdx(idxFile(IDX_LABELS, [4], [1, 2, 3]), 'short', IDX_LABELS), 'BAD_DATASET', /3 data bytes .* need 4 \(truncated/);
+  rejects(() => parseIdx(idxFile(IDX_LABELS, [2], [1, 2, 3]), 'long', IDX_LABELS), 'BAD_DATASET', /trailing bytes/);
+  rejects(() => parseIdx(new Uint8Array([0, 0, 8, 3, 0, 0]), 'hdr', IDX_IMAGES), 'BAD_DATASET', /truncated idx header/);
+  rejects(() => parseIdx(new Uint8Array(2), 'tiny'), 'BAD_DATASET', /too short/);
+  rejects(() => parseIdx(idxFile(IDX_IMAGES, [60000, 60000, 28], []), 'huge', IDX_IMAGES), 'BAD_DATASET', /too large/);
 });
 
 test('truncated or damaged gzip: BAD_DATASET, no huge allocation', () => {
   const real = readFileSync(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'));
   for (const cut of [10, 100, 1000, real.length - 1, real.length - 8]) {
-    throwsDataset(() => readIdx(real.subarray(0, cut), 'cut.gz', IDX_LABELS), /^cut\.gz: /);
+    rejects(() => readIdx(real.subarray(0, cut), 'cut.gz', IDX_LABELS), 'BAD_DATASET', /^cut\.gz: /);
   }
   const flipped = Uint8Array.from(real);
   flipped[real.length >> 1] ^= 0x55;                       // a byte inside the deflate stream
-  throwsDataset(() => readIdx(flipped, 'flip.gz', IDX_LABELS), /^flip\.gz: (bad gzip data|gzip CRC-32 mismatch|.*trailer)/);
+  rejects(() => readIdx(flipped, 'flip.gz', IDX_LABELS), 'BAD_DATASET', /^flip\.gz: (bad gzip data|gzip CRC-32 mismatch|.*trailer)/);
   const bigTrailer = Uint8Array.from(real);
   bigTrailer.set([0xff, 0xff, 0xff, 0x7f], real.length - 4); // ISIZE ~2 GiB
-  throwsDataset(() => readIdx(bigTrailer, 'big.gz', IDX_LABELS), /over the \d+-byte limit/);
+  rejects(() => readIdx(bigTrailer, 'big.gz', IDX_LABELS), 'BAD_DATASET', /over the \d+-byte limit/);
   const badCrc = Uint8Array.from(real);
   badCrc[real.length - 8] ^= 1;
-  throwsDataset(() => readIdx(badCrc, 'crc.gz', IDX_LABELS), /CRC-32 mismatch/);
+  rejects(() => readIdx(badCrc, 'crc.gz', IDX_LABELS), 'BAD_DATASET', /CRC-32 mismatch/);
 });
 
 test('loadFashionMnist: missing folder or file, truncated file, mismatched counts', () => {
-  throwsDataset(() => loadFashionMnist('test', '/nonexistent/fmnist'), /apt-get install dataset-fashion-mnist/);
+  rejects(() => loadFashionMnist('test', '/nonexistent/fmnist'), 'BAD_DATASET', /apt-get install dataset-fashion-mnist/);
   const dir = mkdtempSync(join(tmpdir(), 'vimedge-idx-'));
   try {
-    throwsDataset(() => loadFashionMnist('test', dir), /t10k-images-idx3-ubyte\.gz: not found/);
+    rejects(() => loadFashionMnist('test', dir), 'BAD_DATASET', /t10k-images-idx3-ubyte\.gz: not found/);
     const img = join(dir, 't10k-images-idx3-ubyte.gz');
     const lbl = join(dir, 't10k-labels-idx1-ubyte.gz');
     copyFileSync(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'), lbl);
     const realImages = readFileSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
     writeFileSync(img, realImages.subarray(0, realImages.length >> 1));
-    throwsDataset(() => loadFashionMnist('test', dir), /t10k-images-idx3-ubyte\.gz: /);
-    writeFileSync(img, gzipSync(idxBytes(IDX_IMAGES, [2, 28, 28], new Array(2 * 784).fill(1))));
-    throwsDataset(() => loadFashionMnist('test', dir), /10000 labels for 2 images/);
+    rejects(() => loadFashionMnist('test', dir), 'BAD_DATASET', /t10k-images-idx3-ubyte\.gz: /);
+    writeFileSync(img, gzipSync(idxFile(IDX_IMAGES, [2, 28, 28], new Array(2 * 784).fill(1))));
+    rejects(() => loadFashionMnist('test', dir), 'BAD_DATASET', /10000 labels for 2 images/);
     // labels and images swapped: the magic check names the file
     copyFileSync(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'), img);
-    throwsDataset(() => loadFashionMnist('test', dir), /images-idx3-ubyte\.gz: magic 0x00000801, expected 0x00000803/);
-    writeFileSync(img, gzipSync(idxBytes(IDX_IMAGES, [1, 28, 28], new Array(784).fill(3))));
-    writeFileSync(lbl, gzipSync(idxBytes(IDX_LABELS, [1], [10])));
-    throwsDataset(() => loadFashionMnist('test', dir), /label 10 at index 0/);
-    writeFileSync(lbl, gzipSync(idxBytes(IDX_LABELS, [1], [4])));
+    rejects(() => loadFashionMnist('test', dir), 'BAD_DATASET', /images-idx3-ubyte\.gz: magic 0x00000801, expected 0x00000803/);
+    writeFileSync(img, gzipSync(idxFile(IDX_IMAGES, [1, 28, 28], new Array(784).fill(3))));
+    writeFileSync(lbl, gzipSync(idxFile(IDX_LABELS, [1], [10])));
+    rejects(() => loadFashionMnist('test', dir), 'BAD_DATASET', /label 10 at index 0/);
+    writeFileSync(lbl, gzipSync(idxFile(IDX_LABELS, [1], [4])));
     const ok = loadFashionMnist('test', dir);
     assert.is(ok.count, 1);
     assert.is(ok.labels[0], 4);

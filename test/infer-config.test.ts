@@ -3,7 +3,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { expectedShapes, inferConfig } from '../src/model/infer-config.js';
 import type { VimConfig } from '../src/model/config.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';

@@ -1,47 +1,20 @@
 // The Node decoder vs PIL `Image.open(f).convert('RGB')` (the model's loader), and its refusals.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VimedgeError } from '../src/errors.js';
 import { decodeImageBytes, decodeImageFile } from '../src/hosts/node-decode.js';
+import { IMAGES_DIR } from './helpers/hosts.js';
+import { bombPng, pngChunk } from './helpers/png.js';
+import { difference, imageFixture, loadImageReference, referenceBytes } from './helpers/image-reference.js';
+import { rejects } from './helpers/rejects.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const IMAGES = join(ROOT, 'test/fixtures/images');
-const GENERATED = join(ROOT, 'test/fixtures/generated/image-reference');
-const SCRIPT = join(ROOT, 'tools/make_preprocess_fixtures.py');
-
-interface Manifest {
-  images: { file: string; width: number; height: number; rgb: string }[];
-}
-
-/** PIL's decoded bytes are generated (git-ignored); (re)run the Python reference when missing or stale. */
-function loadManifest(): Manifest {
-  const path = join(GENERATED, 'manifest.json');
-  const sources = [SCRIPT, ...readdirSync(IMAGES).map((f) => join(IMAGES, f))];
-  if (!existsSync(path) || sources.some((f) => statSync(f).mtimeMs > statSync(path).mtimeMs)) {
-    const run = spawnSync('/usr/bin/python3', [SCRIPT], { encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`${SCRIPT} failed: ${run.stderr ?? run.error}`);
-  }
-  return JSON.parse(readFileSync(path, 'utf8'));
-}
-
-const manifest = loadManifest();
-const fixture = (file: string) => new Uint8Array(readFileSync(join(IMAGES, file)));
-const pilRgb = (file: string) => new Uint8Array(readFileSync(join(GENERATED, manifest.images.find((i) => i.file === file)!.rgb)));
+const manifest = loadImageReference();
+const pilRgb = (file: string) => referenceBytes(manifest.images.find((i) => i.file === file)!.rgb);
 const scratch = mkdtempSync(join(tmpdir(), 'vimedge-decode-'));
-
-function differing(a: Uint8Array, b: Uint8Array): number {
-  assert.is(a.length, b.length, 'lengths');
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n;
-}
 
 /** sharp's ordinary RGB path, without this module's PIL-specific handling. */
 async function plainSharp(bytes: Uint8Array): Promise<Uint8Array> {
@@ -53,21 +26,21 @@ async function plainSharp(bytes: Uint8Array): Promise<Uint8Array> {
 // TIFF): the same bytes as PIL. JPEG included: sharp's mozjpeg and PIL's libjpeg-turbo agree on all of them.
 for (const im of manifest.images) {
   test(`decodeImageFile = PIL convert('RGB'): ${im.file}`, async () => {
-    const out = await decodeImageFile(join(IMAGES, im.file));
+    const out = await decodeImageFile(join(IMAGES_DIR, im.file));
     assert.equal([out.width, out.height, out.channels], [im.width, im.height, 3]);
-    assert.is(differing(out.data, pilRgb(im.file)), 0);
+    assert.is(difference(out.data, pilRgb(im.file)).count, 0);
   });
 }
 
 test('decodeImageBytes gives the same as decodeImageFile', async () => {
   const file = 'astronaut_rgba_213x161.png';
-  const a = await decodeImageBytes(fixture(file), file);
-  const b = await decodeImageFile(join(IMAGES, file));
+  const a = await decodeImageBytes(imageFixture(file), file);
+  const b = await decodeImageFile(join(IMAGES_DIR, file));
   assert.equal(a, b);
 });
 
 test('EXIF orientation is not applied (PIL does not apply it)', async () => {
-  const out = await decodeImageFile(join(IMAGES, 'astronaut_exif6_240x320.jpg'));
+  const out = await decodeImageFile(join(IMAGES_DIR, 'astronaut_exif6_240x320.jpg'));
   assert.equal([out.width, out.height], [240, 320]);
 });
 
@@ -75,20 +48,15 @@ test('where sharp alone differs from PIL, the special cases are needed', async (
   // 16-bit grey is clipped by PIL (sharp scales), CMYK uses PIL's naive formula (sharp colour-manages), a
   // GIF's transparent / uncovered pixels take the palette colour (sharp: black).
   for (const file of ['camera_grey16_90x70.png', 'coffee_cmyk_180x120.jpg', 'coffee_transparent_offset_120x90.gif']) {
-    assert.ok(differing(await plainSharp(fixture(file)), pilRgb(file)) > 0, file);
+    assert.ok(difference(await plainSharp(imageFixture(file)), pilRgb(file)).count > 0, file);
   }
 });
 
 /** The PNG with an iCCP chunk (zlib-compressed profile) inserted after IHDR. */
 function withIccProfile(png: Uint8Array, icc: Uint8Array): Uint8Array {
   const body = Buffer.concat([Buffer.from('icc\0\0', 'latin1'), deflateSync(icc)]); // name, NUL, method 0
-  const chunk = Buffer.alloc(body.length + 12);
-  chunk.writeUInt32BE(body.length, 0);
-  chunk.write('iCCP', 4, 'latin1');
-  body.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + body.length)), 8 + body.length);
   const afterIhdr = 8 + 25;
-  return Buffer.concat([png.subarray(0, afterIhdr), chunk, png.subarray(afterIhdr)]);
+  return Buffer.concat([png.subarray(0, afterIhdr), pngChunk('iCCP', body), png.subarray(afterIhdr)]);
 }
 
 test('an embedded ICC profile is ignored, as PIL ignores it', async () => {
@@ -96,29 +64,14 @@ test('an embedded ICC profile is ignored, as PIL ignores it', async () => {
     .withIccProfile('p3').png().toBuffer();
   const icc = (await sharp(p3).metadata()).icc!;
   const file = 'coffee_portrait_233x349.png';
-  const tagged = withIccProfile(fixture(file), icc);
+  const tagged = withIccProfile(imageFixture(file), icc);
   assert.ok((await sharp(tagged).metadata()).icc, 'profile embedded');
   const out = await decodeImageBytes(tagged, 'tagged.png');
-  assert.is(differing(out.data, pilRgb(file)), 0);
+  assert.is(difference(out.data, pilRgb(file)).count, 0);
   // Sanity: sharp's default (colour-managed) decode of the same file does differ.
   const managed = await sharp(tagged).removeAlpha().toColourspace('srgb').raw().toBuffer();
-  assert.ok(differing(managed, pilRgb(file)) > 0);
+  assert.ok(difference(managed, pilRgb(file)).count > 0);
 });
-
-async function rejects(promise: Promise<unknown>, code: string, ...patterns: (string | RegExp)[]): Promise<void> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, code);
-    for (const p of patterns) {
-      const message = (err as Error).message;
-      assert.ok(typeof p === 'string' ? message.includes(p) : p.test(message), `${message} lacks ${p}`);
-    }
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 function scratchFile(name: string, bytes: Uint8Array | string): string {
   const path = join(scratch, name);
@@ -133,7 +86,7 @@ test('empty, non-image, truncated and missing files: BAD_IMAGE naming the file',
   const text = scratchFile('notes.png', 'this is not an image\n');
   await rejects(decodeImageFile(text), 'BAD_IMAGE', text, 'not a readable image');
   for (const file of ['coffee_portrait_233x349.png', 'chelsea_451x300.jpg']) {
-    const bytes = fixture(file);
+    const bytes = imageFixture(file);
     const cut = scratchFile(`truncated-${file}`, bytes.subarray(0, bytes.length >> 1));
     await rejects(decodeImageFile(cut), 'BAD_IMAGE', cut, 'cannot decode image');
   }
@@ -141,34 +94,15 @@ test('empty, non-image, truncated and missing files: BAD_IMAGE naming the file',
   await rejects(decodeImageFile(missing), 'BAD_IMAGE', missing, 'no such file');
 });
 
-/** A valid 1-bit greyscale PNG of one colour: tens of kB on disk, 400 megapixels decoded. */
-function bombPng(side: number): Uint8Array {
-  const rows = Buffer.alloc(side * (1 + Math.ceil(side / 8))); // filter byte 0 + packed pixels, all zero
-  const chunk = (kind: string, data: Uint8Array) => {
-    const c = Buffer.alloc(data.length + 12);
-    c.writeUInt32BE(data.length, 0);
-    c.write(kind, 4, 'latin1');
-    c.set(data, 8);
-    c.writeUInt32BE(crc32(c.subarray(4, 8 + data.length)), 8 + data.length);
-    return c;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(side, 0);
-  ihdr.writeUInt32BE(side, 4);
-  ihdr.set([1, 0, 0, 0, 0], 8); // bit depth 1, greyscale, deflate, no filter, no interlace
-  return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(rows, { level: 9 })), chunk('IEND', new Uint8Array(0))]);
-}
-
 test('pixel limit: a decompression bomb is refused from its header, naming the file', async () => {
-  const bytes = bombPng(20000);
+  const bytes = await bombPng(20000);
   assert.ok(bytes.length < 200_000, `bomb is ${bytes.length} bytes`);
   const bomb = scratchFile('bomb.png', bytes);
   await rejects(decodeImageFile(bomb), 'BAD_IMAGE', bomb, '20000x20000', 'limit of 100000000');
 });
 
 test('pixel limit is settable', async () => {
-  const file = join(IMAGES, 'motorcycle_tiny_50x40.png');
+  const file = join(IMAGES_DIR, 'motorcycle_tiny_50x40.png');
   await rejects(decodeImageFile(file, { maxPixels: 1999 }), 'BAD_IMAGE', file, '50x40 = 2000 pixels', 'limit of 1999');
   assert.is((await decodeImageFile(file, { maxPixels: 2000 })).width, 50);
   await rejects(decodeImageFile(file, { maxPixels: 0 }), 'BAD_ARGUMENT', 'maxPixels');

@@ -5,25 +5,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { unzipSync } from 'fflate';
-import { VimedgeError, type ErrorCode } from '../src/errors.js';
+import type { ErrorCode } from '../src/errors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { InertObject, MAX_MARK_DEPTH, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/formats/pickle.js';
-import { rejects } from './helpers/rejects.js';
+import { seededRandom } from '../src/quant/random.js';
+import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
 
 const HOSTILE = new URL('./fixtures/hostile/', import.meta.url);
 const READERS = new URL('./fixtures/readers/', import.meta.url);
 
 interface HostileEntry { file: string; loader: 'pickle' | 'checkpoint'; tries: string; code: ErrorCode; message: string; marker: string; executes_in_python: boolean }
 const manifest: HostileEntry[] = JSON.parse(readFileSync(new URL('MANIFEST.json', HOSTILE), 'utf8'));
-
-/** Only VimedgeError may escape, whatever the bytes. */
-function onlyVimedgeErrors(run: () => unknown, label: string): void {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof VimedgeError)) assert.unreachable(`${label}: ${(e as Error)?.stack ?? e}`);
-  }
-}
 
 // --- a tiny pickle assembler for hand-made streams ---------------------------------------------------------
 const enc = new TextEncoder();
@@ -180,11 +172,10 @@ test('a real data.pkl truncated at every byte position raises only VimedgeError'
 
 test('random byte corruption of a real data.pkl raises only VimedgeError', () => {
   const original = dataPkl('tiny-vim-training.pth');
-  let seed = 12345;
-  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const random = seededRandom(12345);
   for (let trial = 0; trial < 3000; trial++) {
     const bytes = original.slice();
-    for (let k = 1 + Math.floor(next() * 3); k > 0; k--) bytes[Math.floor(next() * bytes.length)] = Math.floor(next() * 256);
+    for (let k = 1 + random.int(3); k > 0; k--) bytes[random.int(bytes.length)] = random.int(256);
     onlyVimedgeErrors(() => unpickle(bytes, 'fuzz.pkl'), `trial ${trial}`);
   }
 });

@@ -1,68 +1,29 @@
 // Preprocessing vs the reference (PIL 9.4 + torchvision 0.14, tools/make_preprocess_fixtures.py): the resize
 // kernel on synthetic images, the whole transform on the committed images, byte for byte.
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VimedgeError } from '../src/errors.js';
 import { decodeImageFile } from '../src/hosts/node-decode.js';
-import { pilResize, type ResampleFilter } from '../src/preprocess/pil-resize.js';
+import { pilResize } from '../src/preprocess/pil-resize.js';
 import { rgbFromRgba, type RawImage } from '../src/preprocess/raw-image.js';
 import {
   cropOffset, normalize, preprocess, resizeAndCrop, resizedSize, toGreyscale, vimEvalSpec, VIM_IMAGENET_SPEC,
-  type PreprocessSpec,
 } from '../src/preprocess/pipeline.js';
+import { IMAGES_DIR, ROOT } from './helpers/hosts.js';
+import { difference, loadImageReference, referenceBytes } from './helpers/image-reference.js';
+import { rejects } from './helpers/rejects.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const IMAGES = join(ROOT, 'test/fixtures/images');
-const GENERATED = join(ROOT, 'test/fixtures/generated/image-reference');
-const SCRIPT = join(ROOT, 'tools/make_preprocess_fixtures.py');
-
-interface Manifest {
-  specs: Record<string, PreprocessSpec>;
-  images: { file: string; width: number; height: number; rgb: string;
-            specs: Record<string, { crop: string; tensor: string }> }[];
-  resize: { name: string; width: number; height: number; channels: 1 | 3; outWidth: number; outHeight: number;
-            filter: ResampleFilter; input: string; expected: string }[];
-  luma: { width: number; height: number; input: string; expected: string };
-}
-
-/** Expected outputs are generated (git-ignored); (re)run the Python reference when missing or stale. */
-function loadManifest(): Manifest {
-  const path = join(GENERATED, 'manifest.json');
-  const sources = [SCRIPT, ...readdirSync(IMAGES).map((f) => join(IMAGES, f))];
-  if (!existsSync(path) || sources.some((f) => statSync(f).mtimeMs > statSync(path).mtimeMs)) {
-    const run = spawnSync('/usr/bin/python3', [SCRIPT], { encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`${SCRIPT} failed: ${run.stderr ?? run.error}`);
-  }
-  return JSON.parse(readFileSync(path, 'utf8'));
-}
-
-const manifest = loadManifest();
-const bytes = (name: string) => new Uint8Array(readFileSync(join(GENERATED, name)));
-const floats = (name: string) => new Float32Array(bytes(name).buffer);
+const manifest = loadImageReference();
+const floats = (name: string) => new Float32Array(referenceBytes(name).buffer);
 const isJpeg = (file: string) => /\.jpe?g$/i.test(file);
-
-function diff(a: ArrayLike<number>, b: ArrayLike<number>): { count: number; max: number } {
-  assert.is(a.length, b.length, 'lengths');
-  let count = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (d > 0) count++;
-    if (d > max) max = d;
-  }
-  return { count, max };
-}
 
 for (const c of manifest.resize) {
   test(`pilResize = Pillow: ${c.name}`, () => {
-    const input: RawImage = { width: c.width, height: c.height, channels: c.channels, data: bytes(c.input) };
+    const input: RawImage = { width: c.width, height: c.height, channels: c.channels, data: referenceBytes(c.input) };
     const out = pilResize(input, c.outWidth, c.outHeight, c.filter);
     assert.equal([out.width, out.height, out.channels], [c.outWidth, c.outHeight, c.channels]);
-    assert.equal(diff(out.data, bytes(c.expected)), { count: 0, max: 0 });
+    assert.equal(difference(out.data, referenceBytes(c.expected)), { count: 0, max: 0 });
   });
 }
 
@@ -75,9 +36,9 @@ test('pilResize to the same size copies', () => {
 
 test('toGreyscale = PIL convert("L") on 65536 colours', () => {
   const { width, height, input, expected } = manifest.luma;
-  const grey = toGreyscale({ width, height, channels: 3, data: bytes(input) });
+  const grey = toGreyscale({ width, height, channels: 3, data: referenceBytes(input) });
   assert.is(grey.channels, 1);
-  assert.equal(diff(grey.data, bytes(expected)), { count: 0, max: 0 });
+  assert.equal(difference(grey.data, referenceBytes(expected)), { count: 0, max: 0 });
 });
 
 test('resizedSize: shorter side to size, longer truncated, like torchvision Resize(int)', () => {
@@ -100,9 +61,9 @@ test('cropOffset: Python round (half to even), and torchvision padding when smal
 
 test('the 400x300 fixture exercises the half-to-even crop: left 59 would not match PIL', () => {
   const im = manifest.images.find((i) => i.file === 'astronaut_400x300.jpg')!;
-  const rgb: RawImage = { width: im.width, height: im.height, channels: 3, data: bytes(im.rgb) };
+  const rgb: RawImage = { width: im.width, height: im.height, channels: 3, data: referenceBytes(im.rgb) };
   const resized = pilResize(rgb, 341, 256, 'bicubic');
-  const expected = bytes(im.specs.imagenet.crop);
+  const expected = referenceBytes(im.specs.imagenet.crop);
   const cropAt = (left: number) => {
     const out = new Uint8Array(224 * 224 * 3);
     for (let y = 0; y < 224; y++) {
@@ -111,20 +72,20 @@ test('the 400x300 fixture exercises the half-to-even crop: left 59 would not mat
     }
     return out;
   };
-  assert.is(diff(cropAt(58), expected).count, 0);
-  assert.ok(diff(cropAt(59), expected).count > 0);
+  assert.is(difference(cropAt(58), expected).count, 0);
+  assert.ok(difference(cropAt(59), expected).count > 0);
 });
 
 // The transform alone, fed PIL's own decoded bytes: exact for every image and spec, the normalised tensor
 // included (every step rounds to float32 as torch does; measured max |diff| 0, asserted <= 1e-6).
 for (const im of manifest.images) {
   test(`resizeAndCrop + normalize = torchvision on PIL's pixels: ${im.file}`, () => {
-    const rgb: RawImage = { width: im.width, height: im.height, channels: 3, data: bytes(im.rgb) };
+    const rgb: RawImage = { width: im.width, height: im.height, channels: 3, data: referenceBytes(im.rgb) };
     for (const [name, spec] of Object.entries(manifest.specs)) {
       const crop = resizeAndCrop(rgb, spec);
       assert.equal([crop.width, crop.height, crop.channels], [spec.crop, spec.crop, spec.channels], name);
-      assert.equal(diff(crop.data, bytes(im.specs[name].crop)), { count: 0, max: 0 }, name);
-      assert.ok(diff(normalize(crop, spec), floats(im.specs[name].tensor)).max <= 1e-6, name);
+      assert.equal(difference(crop.data, referenceBytes(im.specs[name].crop)), { count: 0, max: 0 }, name);
+      assert.ok(difference(normalize(crop, spec), floats(im.specs[name].tensor)).max <= 1e-6, name);
     }
   });
 }
@@ -135,9 +96,9 @@ for (const im of manifest.images) {
 // 0 of 2,112,880 crop bytes differ. Asserted: max |diff| <= 1.
 for (const im of manifest.images) {
   test(`decode + preprocess = PIL + torchvision: ${im.file}`, async () => {
-    const image = await decodeImageFile(join(IMAGES, im.file));
+    const image = await decodeImageFile(join(IMAGES_DIR, im.file));
     for (const [name, spec] of Object.entries(manifest.specs)) {
-      const d = diff(resizeAndCrop(image, spec).data, bytes(im.specs[name].crop));
+      const d = difference(resizeAndCrop(image, spec).data, referenceBytes(im.specs[name].crop));
       if (isJpeg(im.file)) assert.ok(d.max <= 1, `${name}: max |diff| ${d.max}`);
       else assert.equal(d, { count: 0, max: 0 }, name);
     }
@@ -145,7 +106,7 @@ for (const im of manifest.images) {
 }
 
 test('preprocess defaults to the Vim ImageNet spec: 3x224x224 CHW', async () => {
-  const image = await decodeImageFile(join(IMAGES, 'chelsea_451x300.jpg'));
+  const image = await decodeImageFile(join(IMAGES_DIR, 'chelsea_451x300.jpg'));
   const x = preprocess(image);
   assert.is(x.length, 3 * 224 * 224);
   assert.equal(preprocess(image, VIM_IMAGENET_SPEC), x);
@@ -178,27 +139,15 @@ test('greyscale input is replicated for a 3-channel spec, like convert("RGB")', 
   assert.equal(resizeAndCrop(grey, spec), resizeAndCrop(rgb, spec));
 });
 
-function throwsCode(fn: () => unknown, code: string, text: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, code);
-    assert.match((err as Error).message, text);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
-
 test('bad images and specs are refused with a clear error', () => {
   const ok: RawImage = { width: 2, height: 2, channels: 3, data: new Uint8Array(12) };
-  throwsCode(() => preprocess({ ...ok, data: new Uint8Array(11) }), 'BAD_IMAGE', /11 bytes, expected 2x2x3/);
-  throwsCode(() => preprocess({ ...ok, width: 0 }), 'BAD_IMAGE', /0x2/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, crop: 0 }), 'BAD_ARGUMENT', /crop/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, resize: 2.5 }), 'BAD_ARGUMENT', /resize/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, mean: [0.5] }), 'BAD_ARGUMENT', /mean and std/);
-  throwsCode(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, std: [1, 0, 1] }), 'BAD_ARGUMENT', /std/);
-  throwsCode(() => normalize(ok, { ...VIM_IMAGENET_SPEC, channels: 1, mean: [0], std: [1] }), 'BAD_ARGUMENT',
+  rejects(() => preprocess({ ...ok, data: new Uint8Array(11) }), 'BAD_IMAGE', /11 bytes, expected 2x2x3/);
+  rejects(() => preprocess({ ...ok, width: 0 }), 'BAD_IMAGE', /0x2/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, crop: 0 }), 'BAD_ARGUMENT', /crop/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, resize: 2.5 }), 'BAD_ARGUMENT', /resize/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, mean: [0.5] }), 'BAD_ARGUMENT', /mean and std/);
+  rejects(() => preprocess(ok, { ...VIM_IMAGENET_SPEC, std: [1, 0, 1] }), 'BAD_ARGUMENT', /std/);
+  rejects(() => normalize(ok, { ...VIM_IMAGENET_SPEC, channels: 1, mean: [0], std: [1] }), 'BAD_ARGUMENT',
     /3 channels/);
 });
 

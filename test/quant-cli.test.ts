@@ -3,10 +3,10 @@
 // split, an unknown method, an already-quantized model.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { refused, vimedge } from './helpers/cli.js';
 import { fixtureVimq } from './helpers/quant.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-quant-cli-'));
@@ -14,35 +14,24 @@ const IMAGES = 'test/fixtures/images';
 const fp32 = path.join(tmp, 'gray.vimq');
 const w8 = path.join(tmp, 'gray.w8a8.vimq');
 
-function vimedge(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function refused(r: ReturnType<typeof vimedge>, pattern: RegExp) {
-  assert.is(r.code, 1, r.stderr);
-  assert.match(r.stderr, pattern);
-  assert.not.match(r.stderr, /\n\s+at /, `stack trace printed:\n${r.stderr}`);
-}
-
 test('quantize with a folder of images, then inspect shows the recipe and classify runs the int8 file', async () => {
   writeFileSync(fp32, await fixtureVimq());
-  const q = vimedge('quantize', fp32, '--method', 'mambaquant', '--bits', 'w8a8', '--calib', IMAGES, '--calib-size', '8', '--seed', '3', '-o', w8);
+  const q = vimedge(['quantize', fp32, '--method', 'mambaquant', '--bits', 'w8a8', '--calib', IMAGES, '--calib-size', '8', '--seed', '3', '-o', w8]);
   assert.is(q.code, 0, q.stderr);
   assert.match(q.stdout, /mambaquant w8a8, calibrated on 8 images of test\/fixtures\/images \(seed 3\)/);
-  const info = JSON.parse(vimedge('inspect', w8, '--json').stdout);
+  const info = JSON.parse(vimedge(['inspect', w8, '--json']).stdout);
   assert.is(info.weights, 'w8a8');
   assert.equal(info.quantization.calibration, { set: IMAGES, size: 8, seed: 3 });
   assert.is(info.quantization.method, 'mambaquant');
-  assert.match(vimedge('inspect', w8).stdout, /quantization: mambaquant w8a8: weights 8-bit per channel .* calibrated on 8 images of test\/fixtures\/images, seed 3/);
-  const c = vimedge('classify', '--model', w8, '--json', path.join(IMAGES, 'chelsea_451x300.jpg'));
+  assert.match(vimedge(['inspect', w8]).stdout, /quantization: mambaquant w8a8: weights 8-bit per channel .* calibrated on 8 images of test\/fixtures\/images, seed 3/);
+  const c = vimedge(['classify', '--model', w8, '--json', path.join(IMAGES, 'chelsea_451x300.jpg')]);
   assert.is(c.code, 0, c.stderr);
   assert.is(JSON.parse(c.stdout).top.length, 5);
 });
 
 test('quantize --calib fashion-mnist:train (the Debian idx files)', () => {
   const out = path.join(tmp, 'fm.vimq');
-  const q = vimedge('quantize', fp32, '--method', 'rtn', '--bits', 'w4a8', '--calib', 'fashion-mnist:train', '--calib-size', '16', '-o', out, '--json');
+  const q = vimedge(['quantize', fp32, '--method', 'rtn', '--bits', 'w4a8', '--calib', 'fashion-mnist:train', '--calib-size', '16', '-o', out, '--json']);
   assert.is(q.code, 0, q.stderr);
   const j = JSON.parse(q.stdout);
   assert.equal(j.recipe.calibration, { set: 'fashion-mnist:train', size: 16, seed: 0 });
@@ -51,7 +40,7 @@ test('quantize --calib fashion-mnist:train (the Debian idx files)', () => {
 
 test('outliers draws a PNG and summarises every site before and after', () => {
   const png = path.join(tmp, 'outliers.png');
-  const r = vimedge('outliers', fp32, '--calib', IMAGES, '--calib-size', '4', '--method', 'quarot', '-o', png, '--json');
+  const r = vimedge(['outliers', fp32, '--calib', IMAGES, '--calib-size', '4', '--method', 'quarot', '-o', png, '--json']);
   assert.is(r.code, 0, r.stderr);
   assert.equal(Array.from(readFileSync(png).subarray(0, 4)), [0x89, 0x50, 0x4e, 0x47]);
   const j = JSON.parse(r.stdout);
@@ -64,13 +53,13 @@ test('bad input: empty folder, too few images, test split, unknown method, alrea
   mkdirSync(path.join(empty, 'sub'), { recursive: true });
   writeFileSync(path.join(empty, 'sub', 'notes.txt'), 'not an image');
   const out = path.join(tmp, 'never.vimq');
-  refused(vimedge('quantize', fp32, '--calib', empty, '-o', out), /--calib .*empty: no image files in the folder/);
-  refused(vimedge('quantize', fp32, '--calib', IMAGES, '--calib-size', '100', '-o', out), /has 18 images, fewer than --calib-size 100/);
-  refused(vimedge('quantize', fp32, '--calib', 'fashion-mnist:test', '-o', out), /calibrate on training images only/);
-  refused(vimedge('quantize', fp32, '--method', 'gptq', '--calib', IMAGES, '-o', out), /unknown quantization method 'gptq'/);
-  refused(vimedge('quantize', w8, '--calib', IMAGES, '--calib-size', '4', '-o', out), /already quantized \(mambaquant w8a8\)/);
-  refused(vimedge('quantize', fp32, '--calib', path.join(tmp, 'missing'), '-o', out), /not a readable folder/);
-  refused(vimedge('quantize', fp32, '--bits', 'w4a4', '--calib', IMAGES, '-o', out), /--bits w4a4 .* add --simulate/);
+  refused(vimedge(['quantize', fp32, '--calib', empty, '-o', out]), /--calib .*empty: no image files in the folder/);
+  refused(vimedge(['quantize', fp32, '--calib', IMAGES, '--calib-size', '100', '-o', out]), /has 18 images, fewer than --calib-size 100/);
+  refused(vimedge(['quantize', fp32, '--calib', 'fashion-mnist:test', '-o', out]), /calibrate on training images only/);
+  refused(vimedge(['quantize', fp32, '--method', 'gptq', '--calib', IMAGES, '-o', out]), /unknown quantization method 'gptq'/);
+  refused(vimedge(['quantize', w8, '--calib', IMAGES, '--calib-size', '4', '-o', out]), /already quantized \(mambaquant w8a8\)/);
+  refused(vimedge(['quantize', fp32, '--calib', path.join(tmp, 'missing'), '-o', out]), /not a readable folder/);
+  refused(vimedge(['quantize', fp32, '--bits', 'w4a4', '--calib', IMAGES, '-o', out]), /--bits w4a4 .* add --simulate/);
   assert.not.ok(existsSync(out), 'a refused run wrote its output');
   assert.equal(readdirSync(tmp).filter((f) => f.includes('.partial-')), [], 'temporary files left');
 });
@@ -78,11 +67,11 @@ test('bad input: empty folder, too few images, test split, unknown method, alrea
 test('an output folder that does not exist, or a folder as output, is refused before any work', () => {
   const missing = path.join(tmp, 'no-such-folder', 'q.vimq');
   for (const [verb, extra] of [['quantize', []], ['convert', []], ['outliers', []]] as const) {
-    const r = vimedge(verb, 'test/fixtures/small/small-gray/model.pth', ...extra, '-o', missing);
+    const r = vimedge([verb, 'test/fixtures/small/small-gray/model.pth', ...extra, '-o', missing]);
     refused(r, /--output .*q\.vimq: the folder .*no-such-folder does not exist/);
   }
-  refused(vimedge('convert', 'test/fixtures/small/small-gray/model.pth', '-o', tmp), /is a folder, not a file/);
-  refused(vimedge('eval', 'test/fixtures/small/small-gray/model.pth', '--dataset', 'fashion-mnist', '--plot', missing), /--plot .* does not exist/);
+  refused(vimedge(['convert', 'test/fixtures/small/small-gray/model.pth', '-o', tmp]), /is a folder, not a file/);
+  refused(vimedge(['eval', 'test/fixtures/small/small-gray/model.pth', '--dataset', 'fashion-mnist', '--plot', missing]), /--plot .* does not exist/);
 });
 
 test.run();

@@ -8,7 +8,7 @@
 // errors of order 1 and random top-1s.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rejectsWith } from './helpers/rejects.js';
+import { rejects } from './helpers/rejects.js';
 import { relErr } from './helpers/kernels.js';
 import { argmax, calibrationSet, inputs, fixtureModel } from './helpers/quant.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
@@ -97,10 +97,10 @@ test('a seed gives the same bytes; another seed other Hadamard signs', async () 
 });
 
 test('bad requests: unknown method or bit width, an already-quantized model', async () => {
-  await rejectsWith(() => quantized({ method: 'gptq' }), /unknown quantization method 'gptq'.*mambaquant/);
-  await rejectsWith(() => quantized({ bits: 'w2a2' }), /unknown bit width 'w2a2'/);
+  await rejects(() => quantized({ method: 'gptq' }), 'BAD_ARGUMENT', /unknown quantization method 'gptq'.*mambaquant/);
+  await rejects(() => quantized({ bits: 'w2a2' }), 'BAD_ARGUMENT', /unknown bit width 'w2a2'/);
   const { result } = await quantized({});
-  await rejectsWith(() => readFloatModel(result.file, 'q.vimq'), /q\.vimq is already quantized \(rtn w8a8\)/);
+  await rejects(() => readFloatModel(result.file, 'q.vimq'), 'BAD_ARGUMENT', /q\.vimq is already quantized \(rtn w8a8\)/);
   const { metadata, data } = await readVimq<ModelMetadata>(result.file, 'q.vimq');
   assert.ok(data.length > 0 && metadata.tensors.some((t) => t.dtype === 'i8'));
 });

@@ -2,12 +2,11 @@
 // on files assembled here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { readPth } from '../src/formats/pth.js';
-import { rejects } from './helpers/rejects.js';
+import { seededRandom } from '../src/quant/random.js';
+import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
 import { fixture, expected, bits } from './helpers/readers.js';
 
 /** 8-byte length + header (JSON of `header`, or raw text) + `data` bytes. */
@@ -99,16 +98,11 @@ test('a real file truncated or corrupted anywhere raises only VimedgeError', () 
   for (let end = 0; end < original.length; end++) {
     rejects(() => readSafetensors(original.subarray(0, end), 'cut.safetensors'), 'BAD_CHECKPOINT', 'cut.safetensors: ');
   }
-  let seed = 7;
-  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const random = seededRandom(7);
   for (let trial = 0; trial < 3000; trial++) {
     const bytes = Uint8Array.from(original);
-    bytes[Math.floor(next() * bytes.length)] = Math.floor(next() * 256);
-    try {
-      readSafetensors(bytes, 'fuzz.safetensors');
-    } catch (e) {
-      if (!(e instanceof VimedgeError)) assert.unreachable(`trial ${trial}: ${(e as Error)?.stack ?? e}`);
-    }
+    bytes[random.int(bytes.length)] = random.int(256);
+    onlyVimedgeErrors(() => readSafetensors(bytes, 'fuzz.safetensors'), `trial ${trial}`);
   }
 });
 

@@ -1,10 +1,10 @@
-// A short soak in CI (bench/soak.ts runs the long one): 1,000 requests through the Node classifier, one in
-// ten a damaged image, every answer bit-identical to the first for its image, and memory flat: no growth of
-// WebAssembly memory after warm-up, ArrayBuffer memory (decoded images, logits) with no trend, the V8 heap
-// and RSS without a slope a leak would give.
+// A short soak in CI (test/helpers/soak.ts; bench/soak.ts runs the long one): 1,000 requests through the
+// Node classifier, one in ten a damaged image, every answer bit-identical to the first for its image, and
+// memory flat: no growth of WebAssembly memory after warm-up, ArrayBuffer memory (decoded images, logits) with
+// no trend, the V8 heap and RSS without a slope a leak would give.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runSoak, slope, summary } from '../bench/soak.js';
+import { runSoak, slope, summary } from './helpers/soak.js';
 
 test('least-squares slope', () => {
   assert.is(slope([0, 1, 2, 3], [5, 7, 9, 11]), 2);

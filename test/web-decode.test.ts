@@ -4,43 +4,21 @@
 // 1 level. Plus its refusals: CMYK JPEG, truncated files, over-size images (before decoding), non-images.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { decodeEncoded, sniffFormat, type DecoderModules } from '../src/hosts/web-decode.js';
+import { readdirSync } from 'node:fs';
+import { decodeEncoded, sniffFormat } from '../src/hosts/web-decode.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
-import { VimedgeError } from '../src/errors.js';
+import { IMAGES_DIR, WEB_DECODERS } from './helpers/hosts.js';
+import { imageFixture } from './helpers/image-reference.js';
+import { rejects } from './helpers/rejects.js';
 
-const IMAGES = 'test/fixtures/images';
-const require = createRequire(import.meta.url);
-const compile = (spec: string) => {
-  let m: Promise<WebAssembly.Module> | undefined;
-  return () => m ??= WebAssembly.compile(readFileSync(require.resolve(spec)));
-};
-const modules: DecoderModules = {
-  jpeg: compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  png: compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
-};
-const files = readdirSync(IMAGES).filter((f) => /\.(jpe?g|png)$/.test(f) && !f.includes('cmyk')).sort();
-
-async function rejects(p: Promise<unknown>, pattern: RegExp) {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, VimedgeError);
-    assert.is((err as VimedgeError).code, 'BAD_IMAGE');
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${pattern}`);
-}
+const files = readdirSync(IMAGES_DIR).filter((f) => /\.(jpe?g|png)$/.test(f) && !f.includes('cmyk')).sort();
 
 test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', async () => {
   assert.ok(files.filter((f) => f.endsWith('.png')).length >= 5 && files.filter((f) => f.endsWith('.jpg')).length >= 5);
   const report: string[] = [];
   for (const f of files) {
-    const bytes = new Uint8Array(readFileSync(path.join(IMAGES, f)));
-    const ours = await decodeEncoded(bytes, f, modules);
+    const bytes = imageFixture(f);
+    const ours = await decodeEncoded(bytes, f, WEB_DECODERS);
     const sharp = await decodeImageBytes(bytes, f);
     assert.equal([ours.width, ours.height, ours.channels], [sharp.width, sharp.height, sharp.channels], f);
     let max = 0;
@@ -58,18 +36,17 @@ test('PNG identical to sharp, JPEG within 1 level (differing pixels reported)', 
 });
 
 test('refusals: CMYK JPEG, truncated JPEG and PNG, size limit before decoding, other formats, empty', async () => {
-  const read = (f: string) => new Uint8Array(readFileSync(path.join(IMAGES, f)));
-  await rejects(decodeEncoded(read('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', modules), /CMYK/);
-  const jpeg = read('astronaut_400x300.jpg');
-  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', modules), /cannot decode JPEG.*Premature end/);
-  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', modules), /JPEG/);
-  const png = read('coffee_portrait_233x349.png');
-  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', modules), /cannot decode PNG/);
-  await rejects(decodeEncoded(jpeg, 'big.jpg', modules, 400 * 300 - 1), /400x300 = 120000 pixels, over the limit of 119999/);
-  await rejects(decodeEncoded(read('motorcycle_187x126.webp'), 'm.webp', modules), /not a JPEG or PNG/);
-  await rejects(decodeEncoded(new Uint8Array(0), 'empty', modules), /empty/);
+  await rejects(decodeEncoded(imageFixture('coffee_cmyk_180x120.jpg'), 'cmyk.jpg', WEB_DECODERS), 'BAD_IMAGE', /CMYK/);
+  const jpeg = imageFixture('astronaut_400x300.jpg');
+  await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', WEB_DECODERS), 'BAD_IMAGE', /cannot decode JPEG.*Premature end/);
+  await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', WEB_DECODERS), 'BAD_IMAGE', /JPEG/);
+  const png = imageFixture('coffee_portrait_233x349.png');
+  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', WEB_DECODERS), 'BAD_IMAGE', /cannot decode PNG/);
+  await rejects(decodeEncoded(jpeg, 'big.jpg', WEB_DECODERS, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
+  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG or PNG/);
+  await rejects(decodeEncoded(new Uint8Array(0), 'empty', WEB_DECODERS), 'BAD_IMAGE', /empty/);
   // A good file still decodes after all those failures (the codec instances are not left broken).
-  const again = await decodeEncoded(jpeg, 'again.jpg', modules);
+  const again = await decodeEncoded(jpeg, 'again.jpg', WEB_DECODERS);
   const sharp = await decodeImageBytes(jpeg, 'again.jpg');
   assert.equal(again.data, sharp.data);
   assert.is(sniffFormat(png), 'png');

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { VimedgeError } from '../../src/errors.js';
+import type { LoadedModel } from '../../src/model/model-file.js';
+import { numel, type StateDict } from '../../src/tensor.js';
 
 // --- seed and budget --------------------------------------------------------------------------------------
 
@@ -165,57 +167,93 @@ function checkCost(tally: Tally, label: string, inputBytes: number, bound: Memor
   if (ms > SLOW_MS) throw new PropertyBroken(`${label}: took ${ms.toFixed(0)} ms`);
 }
 
-/**
- * Runs one synchronous case: `run` either returns a result that `validate` accepts, or throws a one-line
- * VimedgeError. Anything else, a hang, a slow case or disproportionate memory growth breaks the property.
- */
-export function expectClean<T>(tally: Tally, label: string, inputBytes: number, run: () => T,
-                               validate: (result: T) => void = () => {}, bound: MemoryBound = {}): void {
+interface CaseStart {
+  before: NodeJS.MemoryUsage;
+  t0: number;
+}
+
+function startCase(tally: Tally, label: string): CaseStart {
   tally.count();
   enterCase(label);
-  const before = process.memoryUsage();
-  const t0 = performance.now();
+  return { before: process.memoryUsage(), t0: performance.now() };
+}
+
+/** Tallies how the case ended (valid, or `failure`, which must be a one-line VimedgeError), then its cost. */
+function endCase(tally: Tally, label: string, inputBytes: number, bound: MemoryBound, start: CaseStart,
+                 failure: { error: unknown } | undefined): void {
+  leaveCase();
+  if (failure === undefined) {
+    tally.accepted++;
+  } else {
+    if (failure.error instanceof PropertyBroken) throw failure.error;
+    classify(tally, label, failure.error);
+  }
+  checkCost(tally, label, inputBytes, bound, start.t0, start.before);
+}
+
+/**
+ * Runs one synchronous case: `run` either returns a result that `validate` accepts (by not throwing; what it
+ * returns is ignored), or throws a one-line VimedgeError. Anything else, a hang, a slow case or
+ * disproportionate memory growth breaks the property.
+ */
+export function expectClean<T>(tally: Tally, label: string, inputBytes: number, run: () => T,
+                               validate: (result: T) => unknown = () => {}, bound: MemoryBound = {}): void {
+  const start = startCase(tally, label);
   let result: T | undefined;
+  let failure: { error: unknown } | undefined;
   try {
     result = run();
     validate(result);
-    tally.accepted++;
-  } catch (e) {
-    if (e instanceof PropertyBroken) throw e;
-    classify(tally, label, e);
-  } finally {
-    leaveCase();
+  } catch (error) {
+    failure = { error };
   }
-  checkCost(tally, label, inputBytes, bound, t0, before);
+  endCase(tally, label, inputBytes, bound, start, failure);
   result = undefined;
 }
 
 /** expectClean for asynchronous calls (sharp decoding, model loading). */
 export async function expectCleanAsync<T>(tally: Tally, label: string, inputBytes: number, run: () => Promise<T>,
-                                          validate: (result: T) => void | Promise<void> = () => {},
+                                          validate: (result: T) => unknown = () => {},
                                           bound: MemoryBound = {}): Promise<void> {
-  tally.count();
-  enterCase(label);
-  const before = process.memoryUsage();
-  const t0 = performance.now();
+  const start = startCase(tally, label);
   let result: T | undefined;
+  let failure: { error: unknown } | undefined;
   try {
     result = await run();
     await validate(result);
-    tally.accepted++;
-  } catch (e) {
-    if (e instanceof PropertyBroken) throw e;
-    classify(tally, label, e);
-  } finally {
-    leaveCase();
+  } catch (error) {
+    failure = { error };
   }
-  checkCost(tally, label, inputBytes, bound, t0, before);
+  endCase(tally, label, inputBytes, bound, start, failure);
   result = undefined;
 }
 
 /** A validation failure: the parser accepted something it returned in an invalid state. */
 export function invalid(problem: string): never {
   throw new PropertyBroken(`accepted, but the result is invalid: ${problem}`);
+}
+
+// --- what an accepted checkpoint must be --------------------------------------------------------------------
+
+/** A state_dict as the checkpoint readers return it: string keys, tensors whose data fills their shape. */
+export function validStateDict(sd: StateDict): void {
+  if (!(sd instanceof Map)) invalid('not a Map');
+  for (const [key, t] of sd) {
+    if (typeof key !== 'string') invalid(`key ${String(key)}`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) invalid(`${key} shape ${t.shape}`);
+    if (!(t.data instanceof Float32Array) || t.data.length !== numel(t.shape)) invalid(`${key}: ${t.data?.length} values for [${t.shape}]`);
+  }
+}
+
+/**
+ * A model that loaded must run: one logit per class for a constant image, no trap. Returns whether the logits
+ * are finite (weights from a damaged file may be Inf or NaN, and the logits with them).
+ */
+export function modelRuns({ metadata, model }: LoadedModel): boolean {
+  const c = metadata.config;
+  const logits = model.forward(new Float32Array(c.channels * c.imageSize * c.imageSize).fill(0.5));
+  if (logits.length !== c.numClasses) invalid(`${logits.length} logits for ${c.numClasses} classes`);
+  return logits.every(Number.isFinite);
 }
 
 // --- byte mutations ---------------------------------------------------------------------------------------
@@ -282,6 +320,29 @@ export function mutationArb(length: number, layout: Layout): fc.Arbitrary<Mutati
 /** One to four mutations of `original`. */
 export function mutationsArb(original: Uint8Array, layout: Layout, max = 4): fc.Arbitrary<Mutation[]> {
   return fc.array(mutationArb(original.length, layout), { minLength: 1, maxLength: max });
+}
+
+/** A valid file to start from and the layout its mutations aim at. */
+export interface FuzzSeed {
+  bytes: Uint8Array;
+  layout: Layout;
+}
+
+/** Which of `seeds` to mutate (its index) and one to `max` mutations of it. */
+export function seedMutationsArb(seeds: readonly FuzzSeed[], max = 4): fc.Arbitrary<[number, Mutation[]]> {
+  return fc.nat({ max: seeds.length - 1 }).chain((i) => fc.tuple(fc.constant(i), mutationsArb(seeds[i].bytes, seeds[i].layout, max)));
+}
+
+/** What a seedMutationsArb value stands for: which seed, its mutated bytes, the mutations in words. */
+export function mutate(seeds: readonly FuzzSeed[], [which, mutations]: [number, Mutation[]]):
+    { which: number; bytes: Uint8Array; description: string } {
+  const { bytes, layout } = seeds[which];
+  return { which, bytes: applyMutations(bytes, layout, mutations), description: describeMutations(mutations, layout) };
+}
+
+/** Where a file is cut: a byte either side of every section boundary, and the boundary itself. */
+export function truncationPoints({ bytes, layout }: FuzzSeed): number[] {
+  return [...new Set(layout.boundaries.flatMap((b) => [b - 1, b, b + 1]))].filter((at) => at >= 0 && at < bytes.length);
 }
 
 export function writeField(bytes: Uint8Array, field: Field, value: number): void {

@@ -1,13 +1,16 @@
 // Shared set-up of the cross-host tests: a converted model, the built bundles, the runtimes' binaries
 // (which arrive with npm install through the `deno` and `workerd` packages' optionalDependencies: no
-// install script and no download), free ports.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+// install script and no download), free ports, the edge worker served by workerd, the image decoders of the
+// hosts without sharp.
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { convertCheckpoint } from '../../src/model/model-file.js';
+import type { DecoderModules } from '../../src/hosts/web-decode.js';
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../..');
 export const IMAGES_DIR = path.join(ROOT, 'test/fixtures/images');
@@ -23,6 +26,18 @@ export const FIVE_IMAGES = [
 export const LABELS = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 const require = createRequire(path.join(ROOT, 'package.json'));
+
+/** A wasm module of a package, compiled on first use. */
+function compiledOnce(file: string): () => Promise<WebAssembly.Module> {
+  let m: Promise<WebAssembly.Module> | undefined;
+  return () => m ??= WebAssembly.compile(readFileSync(require.resolve(file)));
+}
+
+/** The decoders of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG and Rust png. */
+export const WEB_DECODERS: DecoderModules = {
+  jpeg: compiledOnce('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+  png: compiledOnce('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+};
 
 /** The small RGB fixture model (test/fixtures/small/small/model.pth) converted to .vimq in its own folder. */
 export async function prepareModel(): Promise<{ dir: string; file: string }> {
@@ -55,28 +70,32 @@ export function ensureBuilt(): void {
   run(process.execPath, ['scripts/build-web.mjs']);
 }
 
-function platformBinary(pkg: string, relative: string): string | undefined {
-  try {
-    const file = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), relative);
-    return existsSync(file) ? file : undefined;
-  } catch {
-    return undefined;
+/**
+ * A runtime's binary from the package npm installed for this platform (one per `platform-arch` in
+ * `packages`), else the launcher in node_modules/.bin, which finds it the slower way.
+ */
+function runtimeBinary(packages: Record<string, string>, relative: string, launcher: string): string {
+  const pkg = packages[`${process.platform}-${process.arch}`];
+  if (pkg) {
+    try {
+      const file = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), relative);
+      if (existsSync(file)) return file;
+    } catch {
+      // the platform package is not installed
+    }
   }
+  return path.join(ROOT, 'node_modules/.bin', launcher);
 }
 
-/** Deno's binary from its platform package (@deno/linux-x64-glibc, ...), else the `deno` package's launcher. */
-export function denoBinary(): string {
-  const plat = `${process.platform}-${process.arch}`;
-  const pkg = { 'linux-x64': '@deno/linux-x64-glibc', 'linux-arm64': '@deno/linux-arm64-glibc', 'darwin-x64': '@deno/darwin-x64', 'darwin-arm64': '@deno/darwin-arm64' }[plat];
-  return (pkg && platformBinary(pkg, 'deno')) ?? path.join(ROOT, 'node_modules/.bin/deno');
-}
+export const denoBinary = () => runtimeBinary({
+  'linux-x64': '@deno/linux-x64-glibc', 'linux-arm64': '@deno/linux-arm64-glibc', 'darwin-x64': '@deno/darwin-x64',
+  'darwin-arm64': '@deno/darwin-arm64',
+}, 'deno', 'deno');
 
-/** workerd's binary from its platform package (@cloudflare/workerd-linux-64, ...), else the launcher. */
-export function workerdBinary(): string {
-  const plat = `${process.platform}-${process.arch}`;
-  const pkg = { 'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64', 'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64' }[plat];
-  return (pkg && platformBinary(pkg, 'bin/workerd')) ?? path.join(ROOT, 'node_modules/.bin/workerd');
-}
+export const workerdBinary = () => runtimeBinary({
+  'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64',
+  'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64',
+}, 'bin/workerd', 'workerd');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -102,6 +121,43 @@ export async function waitFor<T>(probe: () => Promise<T>, ms: number, what: stri
     }
   }
   throw new Error(`${what} did not come up in ${ms} ms (${last instanceof Error ? last.message : String(last)})`);
+}
+
+export interface EdgeWorker {
+  url: string;
+  proc: ChildProcessByStdio<null, Readable, Readable>;
+  /** What workerd printed so far. */
+  log: () => string;
+}
+
+/**
+ * examples/edge-worker as shipped, with `modelFile` as its model, served by workerd on a free port of
+ * 127.0.0.1: the example's files copied into `dir` in the repository's layout (config.capnp finds the bundle
+ * at ../../dist/worker). Resolves once workerd answers; the caller stops `proc`.
+ */
+export async function serveEdgeWorker(modelFile: string, dir: string): Promise<EdgeWorker> {
+  const example = path.join(dir, 'examples/edge-worker');
+  mkdirSync(example, { recursive: true });
+  for (const f of ['worker.js', 'config.capnp']) copyFileSync(path.join(ROOT, 'examples/edge-worker', f), path.join(example, f));
+  copyFileSync(modelFile, path.join(example, 'model.vimq'));
+  cpSync(path.join(ROOT, 'dist/worker'), path.join(dir, 'dist/worker'), { recursive: true });
+  const port = await freePort();
+  const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`],
+    { cwd: example, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw new Error(`workerd exited: ${log}`);
+      return fetch(url, { method: 'OPTIONS' });
+    }, 30_000, 'workerd');
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  return { url, proc, log: () => log };
 }
 
 export interface TopPrediction { label: string; index: number; score: number }
