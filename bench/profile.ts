@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { readVimq } from '../src/formats/vimq.js';
 import { instantiateKernels, type Kernels } from '../src/model/kernels.js';
 import { VimModel } from '../src/model/vim-model.js';
-import type { ModelMetadata } from '../src/model/model-file.js';
+import type { ModelMetadata } from '../src/model/contract.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 
 export interface ProfileRow { kernel: string; shape: string; calls: number; ms: number; gmacs?: number }

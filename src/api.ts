@@ -10,7 +10,9 @@
  * how an image becomes RGB pixels; everything after the pixels is src/classifier.ts, one path on every host.
  */
 import { Classifier, type Prediction } from './classifier.js';
-import { loadModel, type ModelMetadata, type ConvertOptions, type Threads } from './model/model-file.js';
+import { loadModel, type Threads } from './model/model-file.js';
+import type { ModelMetadata } from './model/contract.js';
+import type { ConvertOptions } from './convert/checkpoint.js';
 import type { RawImage } from './preprocess/pipeline.js';
 import { fail, VimedgeError } from './errors.js';
 

@@ -2,7 +2,7 @@
  * The host-neutral classifier: decoded pixels in, ranked labels out. Hosts (src/hosts/) add decoding
  * and file access; everything after the pixels is this one path on every host.
  */
-import type { ModelMetadata } from './model/model-file.js';
+import type { ModelMetadata } from './model/contract.js';
 import type { VimModel } from './model/vim-model.js';
 import { preprocess, type RawImage } from './preprocess/pipeline.js';
 import { fail } from './errors.js';

@@ -15,7 +15,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { readVimq, writeVimq } from '../src/formats/vimq.js';
-import type { ModelMetadata } from '../src/model/model-file.js';
+import type { ModelMetadata } from '../src/model/contract.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-resilience-'));
 const SMALL = 'test/fixtures/small/small';

@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { convertCheckpoint } from '../src/model/model-file.js';
+import { convertCheckpoint } from '../src/convert/checkpoint.js';
 import { loadClassifier } from '../src/index.js';
 import { slope } from '../bench/soak.js';
 

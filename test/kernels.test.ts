@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBench, rng, relErr } from './helpers/kernels.js';
-import { packKn8 } from '../src/model/pack.js';
+import { packKn8 } from '../src/convert/pack.js';
 
 const TOL = 1e-5;
 const silu = (v: number) => v / (1 + Math.exp(-v));

@@ -12,9 +12,9 @@ import { rejectsWith } from './helpers/rejects.js';
 import { relErr } from './helpers/kernels.js';
 import { argmax, calibrationSet, inputs, fixtureModel } from './helpers/quant.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
-import { loadModel, type ModelMetadata } from '../src/model/model-file.js';
+import { instantiateFloat, loadModel, readFloatModel } from '../src/model/model-file.js';
+import type { ModelMetadata } from '../src/model/contract.js';
 import { readVimq } from '../src/formats/vimq.js';
-import { instantiateFloat, readFloatModel } from '../src/quant/float-model.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 
 async function quantized(options: Partial<QuantizeOptions>) {
@@ -81,10 +81,11 @@ test('the recipe is stored in metadata.quantization; simulated widths say so', a
   const sim = await quantized({ method: 'rtn', bits: 'w4a4' });
   assert.is(sim.metadata.quantization!.simulated, true);
   assert.is(sim.metadata.quantization!.activationBits, 4);
+  assert.is(sim.metadata.weights, 'w4a4');
   const w6 = await quantized({ method: 'rtn', bits: 'w6a6' });
   const w8 = await closeness({ method: 'rtn', bits: 'w8a8' });
   const w6err = await closeness({ method: 'rtn', bits: 'w6a6' });
-  assert.is(w6.metadata.weights, 'w8a8');
+  assert.is(w6.metadata.weights, 'w6a6');
   assert.ok(w6err.err > w8.err, `6-bit codes (${w6err.err}) should lose more than 8-bit (${w8.err})`);
 });
 

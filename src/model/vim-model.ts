@@ -8,9 +8,8 @@
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
-import { checkTensorsMatch, planOf, quantizableLinears, Q4_GROUP, type QuantizableLinear, type WeightLayout }
-  from './runtime-tensors.js';
-import { alignUp, BLOB_ALIGN, type TensorEntry } from '../formats/vimq.js';
+import { alignUp, BLOB_ALIGN, checkTensorsMatch, isHadamardSize, planOf, quantizableLinears, Q4_GROUP,
+  type QuantizableLinear, type TensorEntry, type WeightLayout } from './contract.js';
 import { fail } from '../errors.js';
 import { recorder, rowRange, type KernelCall, type ThreadPool } from './parallel.js';
 
@@ -290,12 +289,6 @@ export class VimModel {
   private weight(name: string): number {
     return this.w.get(name) ?? fail('BAD_MODEL_FILE', `tensor ${name} is missing`);
   }
-}
-
-/** Sizes hadamard_rows_f32 rotates: 2^k and 12·2^k. */
-export function isHadamardSize(n: number): boolean {
-  const m = n % 12 === 0 ? n / 12 : n;
-  return Number.isInteger(m) && m > 0 && (m & (m - 1)) === 0;
 }
 
 /** The kernels' shape requirements, checked once with a clear message. */

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint } from '../../src/model/model-file.js';
+import { convertCheckpoint } from '../../src/convert/checkpoint.js';
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../..');
 export const IMAGES_DIR = path.join(ROOT, 'test/fixtures/images');
