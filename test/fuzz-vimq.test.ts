@@ -99,7 +99,7 @@ test('re-signed corruption: the checks behind the checksum', async () => {
 
 // --- metadata rewritten by a hostile writer (valid JSON, valid checksum) ------------------------------------
 
-const { metadata: META, data: DATA } = await readVimq<ModelMetadata>(FILE);
+const { metadata: META, data: DATA } = await readVimq(FILE);
 const CONFIG_KEYS = Object.keys(META.config) as (keyof ModelMetadata['config'])[];
 const PRE_KEYS = Object.keys(META.preprocess);
 const TENSOR_KEYS = ['name', 'dtype', 'shape', 'layout', 'offset', 'bytes'];

@@ -13,7 +13,6 @@ import { relErr } from './helpers/kernels.js';
 import { argmax, calibrationSet, inputs, fixtureModel } from './helpers/quant.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { instantiateFloat, loadModel, readFloatModel } from '../src/model/model-file.js';
-import type { ModelMetadata } from '../src/model/contract.js';
 import { readVimq } from '../src/formats/vimq.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 
@@ -102,7 +101,7 @@ test('bad requests: unknown method or bit width, an already-quantized model', as
   await rejectsWith(() => quantized({ bits: 'w2a2' }), /unknown bit width 'w2a2'/);
   const { result } = await quantized({});
   await rejectsWith(() => readFloatModel(result.file, 'q.vimq'), /q\.vimq is already quantized \(rtn w8a8\)/);
-  const { metadata, data } = await readVimq<ModelMetadata>(result.file, 'q.vimq');
+  const { metadata, data } = await readVimq(result.file, 'q.vimq');
   assert.ok(data.length > 0 && metadata.tensors.some((t) => t.dtype === 'i8'));
 });
 

@@ -26,7 +26,7 @@ async function refused(bytes: Uint8Array, pattern: RegExp): Promise<void> {
 
 /** Rewrites a file's metadata and re-checksums it, as a buggy or hostile writer could. */
 async function withMetadata(edit: (m: ModelMetadata) => void): Promise<Uint8Array> {
-  const { metadata, data } = await readVimq<ModelMetadata>(await fileP);
+  const { metadata, data } = await readVimq(await fileP);
   edit(metadata);
   return writeVimq(metadata, data);
 }
@@ -37,7 +37,7 @@ test('round trip: a converted checkpoint gives the same logits as the checkpoint
   const fromVimq = (await loadModel(await fileP, 'm.vimq', wasm)).model.forward(input);
   const fromPth = (await loadModel(g.bytes('model.pth'), 'model.pth', wasm)).model.forward(input);
   assert.equal(Array.from(fromVimq), Array.from(fromPth));
-  const { metadata } = await readVimq<ModelMetadata>(await fileP);
+  const { metadata } = await readVimq(await fileP);
   assert.equal(metadata.labels, 'abcdefghij'.split(''));
   assert.is(metadata.config.numTokens, 17);
   assert.is(metadata.config.clsIndex, 8);
@@ -46,7 +46,7 @@ test('round trip: a converted checkpoint gives the same logits as the checkpoint
 test('a checkpoint read in memory is the model its .vimq holds: same metadata, same bytes, same fp32 tensors', async () => {
   const pth = g.bytes('model.pth');
   const options = { labels: 'abcdefghij'.split('') };
-  const fromVimq = await readVimq<ModelMetadata>(await fileP);
+  const fromVimq = await readVimq(await fileP);
   const inMemory = await readModel(pth, 'model.pth', options);
   assert.equal(inMemory.metadata, fromVimq.metadata);
   assert.ok(Buffer.from(inMemory.data).equals(fromVimq.data));
@@ -70,7 +70,7 @@ test('isVimq: the four magic bytes, nothing shorter, no checkpoint', async () =>
 test('a Node Buffer (whose slice() is a view) is read, verified and left unchanged', async () => {
   const file = await fileP;
   const buffer = Buffer.from(file);
-  const { metadata } = await readVimq<ModelMetadata>(buffer);
+  const { metadata } = await readVimq(buffer);
   assert.is(metadata.config.numTokens, 17);
   assert.ok(buffer.equals(file), 'the caller\'s bytes are not modified');
 });

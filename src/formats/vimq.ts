@@ -15,26 +15,20 @@
  * loading copies it into wasm memory in one piece.
  */
 import { fail } from '../errors.js';
-import { alignUp, BLOB_ALIGN, isVimq, layoutBytes, LAYOUT_DTYPES, VIMQ_MAGIC, type TensorEntry } from '../model/contract.js';
+import { alignUp, BLOB_ALIGN, isVimq, layoutBytes, LAYOUT_DTYPES, VIMQ_MAGIC, type ModelMetadata, type PackedModel,
+  type TensorEntry } from '../model/contract.js';
 
 export const VIMQ_VERSION = 1;
 const HEADER_BYTES = 64;
 const CHECKSUM_AT = 24;
 const CHECKSUM_BYTES = 32;
 
-export interface VimqFile<M> {
-  metadata: M & { tensors: TensorEntry[] };
-  /** The data section: the bytes the runtime copies into its weight arena. */
-  data: Uint8Array;
-}
-
 async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
 
 /** Serialises metadata + a prepared data section into a complete file. */
-export async function writeVimq<M extends object>(metadata: M & { tensors: TensorEntry[] },
-                                                   data: Uint8Array): Promise<Uint8Array> {
+export async function writeVimq(metadata: ModelMetadata, data: Uint8Array): Promise<Uint8Array> {
   const json = new TextEncoder().encode(JSON.stringify(metadata));
   const dataOffset = alignUp(HEADER_BYTES + json.length, BLOB_ALIGN);
   const file = new Uint8Array(dataOffset + data.length);
@@ -51,7 +45,7 @@ export async function writeVimq<M extends object>(metadata: M & { tensors: Tenso
 }
 
 /** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
-export async function readVimq<M extends object>(file: Uint8Array, name = 'model'): Promise<VimqFile<M>> {
+export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
   const bad = (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
   if (file.length < HEADER_BYTES) bad(`too short for a .vimq header (${file.length} bytes)`);
   if (!isVimq(file)) bad('not a .vimq file (bad magic)');
@@ -78,7 +72,7 @@ export async function readVimq<M extends object>(file: Uint8Array, name = 'model
   const actual = await sha256(zeroed);
   if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
 
-  let metadata: M & { tensors: TensorEntry[] };
+  let metadata: ModelMetadata;
   try {
     metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
       .decode(file.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));

@@ -16,12 +16,12 @@ import { checkModelMetadata } from './metadata-check.js';
 
 /** Any supported model bytes -> its metadata and data section; options apply to checkpoints. */
 export async function readModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<PackedModel> {
-  return isVimq(bytes) ? readVimq<ModelMetadata>(bytes, file) : packFloat(checkpointModel(bytes, file, options));
+  return isVimq(bytes) ? readVimq(bytes, file) : packFloat(checkpointModel(bytes, file, options));
 }
 
 /** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on. */
 export async function readFloatModel(bytes: Uint8Array, file: string): Promise<FloatModel> {
-  return isVimq(bytes) ? unpackFloat(await readVimq<ModelMetadata>(bytes, file), file) : checkpointModel(bytes, file);
+  return isVimq(bytes) ? unpackFloat(await readVimq(bytes, file), file) : checkpointModel(bytes, file);
 }
 
 /** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
