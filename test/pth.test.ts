@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { unzipSync, zipSync } from 'fflate';
 import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { readPth } from '../src/formats/pth.js';
-import { readCheckpoint } from '../src/formats/checkpoint.js';
+import { checkpointFormat, readCheckpoint } from '../src/formats/checkpoint.js';
 import type { StateDict } from '../src/tensor.js';
 import { rejects } from './helpers/rejects.js';
 import { fixture, expected, bits } from './helpers/readers.js';
@@ -46,6 +46,8 @@ test('views sharing one storage come back as independent arrays', () => {
 });
 
 test('readCheckpoint recognises a .pth by content, whatever its name', () => {
+  assert.is(checkpointFormat(fixture('bare.pth'), 'weights.bin'), 'pth');
+  assert.is(checkpointFormat(fixture('legacy-format.pth'), 'old.pth'), 'pth');   // so that readPth explains it
   assertExactly(readCheckpoint(fixture('bare.pth'), 'weights.bin'), 'bare.pth');
 });
 

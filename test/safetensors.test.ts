@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { VimedgeError, type ErrorCode } from '../src/errors.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
-import { readCheckpoint } from '../src/formats/checkpoint.js';
+import { checkpointFormat, readCheckpoint } from '../src/formats/checkpoint.js';
 import { readPth } from '../src/formats/pth.js';
 import { rejects } from './helpers/rejects.js';
 import { fixture, expected, bits } from './helpers/readers.js';
@@ -38,6 +38,7 @@ test('files written by Python match the values torch held, bit for bit', () => {
 });
 
 test('readCheckpoint recognises safetensors by content; .pth and .safetensors of one model agree', () => {
+  assert.is(checkpointFormat(fixture('tiny-vim.safetensors'), 'model.bin'), 'safetensors');
   const fromSt = readCheckpoint(fixture('tiny-vim.safetensors'), 'model.bin');
   const fromPth = readPth(fixture('tiny-vim-training.pth'), 'tiny.pth');
   for (const [key, tensor] of fromPth) assert.equal(bits(fromSt.get(key)!.data), bits(tensor.data), key);
