@@ -59,6 +59,13 @@ test('a checkpoint read in memory is the model its .vimq holds: same metadata, s
   assert.equal(Array.from(head), Array.from(readCheckpoint(pth, 'model.pth').get('head.weight')!.data));
 });
 
+test('the source format is read off the content: a .safetensors whose header length starts with 0x50 (zip\'s P) is one', async () => {
+  const bytes = golden(SMALL_CONFIGS[2])!.bytes('model.safetensors');
+  assert.is(bytes[0], 0x50);
+  assert.equal((await readModel(bytes, 'model.safetensors')).metadata.source, { file: 'model.safetensors', format: 'safetensors' });
+  assert.equal((await readModel(g.bytes('model.pth'), 'dir/model.pth')).metadata.source, { file: 'model.pth', format: 'pth' });
+});
+
 test('isVimq: the four magic bytes, nothing shorter, no checkpoint', async () => {
   const file = await fileP;
   assert.ok(isVimq(file));
