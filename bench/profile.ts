@@ -11,7 +11,6 @@ import { performance } from 'node:perf_hooks';
 import { readVimq } from '../src/formats/vimq.js';
 import { instantiateKernels, wrapKernels, type KernelName } from '../src/model/kernels.js';
 import { VimModel } from '../src/model/vim-model.js';
-import type { ModelMetadata } from '../src/model/model-file.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 
 export interface ProfileRow { kernel: string; shape: string; calls: number; ms: number; gmacs?: number }
@@ -25,7 +24,7 @@ function macsOf(name: KernelName, a: number[]): { shape: string; macs?: number }
 }
 
 export async function profileModel(file: string, runs: number): Promise<{ rows: ProfileRow[]; untimedMs: number; timedMs: number }> {
-  const { metadata, data } = await readVimq<ModelMetadata>(await readFile(file), file);
+  const { metadata, data } = await readVimq(await readFile(file), file);
   const wasm = await readKernelWasm();
   const plain = new VimModel(metadata.config, await instantiateKernels(wasm), metadata.tensors, data,
     { activationBits: metadata.quantization?.activationBits });

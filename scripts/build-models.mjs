@@ -2,7 +2,7 @@
 // Only the checkpoint is committed: the .vimq holds the same weights again, and both together would take
 // 55 MB of the repository. Conversion is deterministic, so every clone builds the same bytes.
 import { existsSync, statSync, readFileSync } from 'node:fs';
-import { convertCheckpoint } from '../dist/src/model/model-file.js';
+import { convertCheckpoint } from '../dist/src/convert/checkpoint.js';
 import { readLabels } from '../dist/src/model/labels.js';
 import { writeFileAtomic } from '../dist/src/cli/output.js';
 

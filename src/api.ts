@@ -10,7 +10,7 @@
  * Host-neutral (no Node built-ins, no DOM): the hosts supply how bytes are fetched or read and how an image
  * becomes RGB pixels (src/hosts/); everything after the pixels is src/classifier.ts, one path on every host.
  */
-import type { ConvertOptions } from './model/model-file.js';
+import type { ConvertOptions } from './convert/checkpoint.js';
 
 export { VimedgeError } from './errors.js';
 export type { ErrorCode } from './errors.js';

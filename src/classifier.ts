@@ -4,7 +4,9 @@
  * (src/index.ts, src/hosts/web.ts) supply the model bytes, the kernels and the decoder; the public contract
  * around it is src/api.ts.
  */
-import { loadModel, type ConvertOptions, type ModelMetadata, type Threads } from './model/model-file.js';
+import { loadModel, type Threads } from './model/model-file.js';
+import type { ModelMetadata } from './model/contract.js';
+import type { ConvertOptions } from './convert/checkpoint.js';
 import type { VimModel } from './model/vim-model.js';
 import { preprocess } from './preprocess/pipeline.js';
 import { checkMaxPixels, DEFAULT_MAX_PIXELS, type RawImage } from './preprocess/raw-image.js';

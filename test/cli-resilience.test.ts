@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { readVimq, writeVimq } from '../src/formats/vimq.js';
-import type { ModelMetadata } from '../src/model/model-file.js';
+import type { ModelMetadata } from '../src/model/contract.js';
 import { noStackTrace, refused, startVimedge, vimedge } from './helpers/cli.js';
 import { headerOnlyPng } from './helpers/png.js';
 
@@ -91,7 +91,7 @@ test('--max-pixels: images over the limit are refused by name, the others classi
 });
 
 test('a re-signed model file with a hostile config is one clear error, not a crash', async () => {
-  const { metadata, data } = await readVimq<ModelMetadata>(new Uint8Array(readFileSync(model)));
+  const { metadata, data } = await readVimq(new Uint8Array(readFileSync(model)));
   // Two of the cases test/fuzz-vimq.test.ts searches in-process (each crashed or trapped before the checks):
   // here through the CLI, which must print one line.
   const cases: [(m: ModelMetadata) => void, RegExp][] = [

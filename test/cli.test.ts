@@ -79,10 +79,10 @@ test('start-up: --help loads none of what the verbs run, classify neither vega n
   };
   const help = imports('--help');
   assert.match(help, /\/src\/cli\/quantize\.ts/);
-  assert.not.match(help, /\/node_modules\/(sharp|vega|cli-progress)|\/src\/(model\/(?!labels\.ts)|quant\/(?!recipe\.ts)|datasets\/|eval\/)/);
+  assert.not.match(help, /\/node_modules\/(sharp|vega|cli-progress)|\/src\/(model\/(?!labels\.ts|contract\.ts)|quant\/(?!recipe\.ts)|convert\/|report\/|datasets\/|eval\/)/);
   const classify = imports('classify', '--model', model, `${IMAGES}/motorcycle_tiny_50x40.png`);
   assert.match(classify, /\/node_modules\/sharp\//);
-  assert.not.match(classify, /\/node_modules\/vega|\/src\/(quant\/(?!recipe\.ts)|eval)/);
+  assert.not.match(classify, /\/node_modules\/vega|\/src\/(quant\/(?!recipe\.ts)|eval|report)/);
 });
 
 test('bad models and flags: one clear line, non-zero exit, no stack trace', () => {

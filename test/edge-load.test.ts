@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { convertCheckpoint } from '../src/model/model-file.js';
+import { convertCheckpoint } from '../src/convert/checkpoint.js';
 import { loadClassifier } from '../src/index.js';
 import { serveEdgeWorker, workerdBinary, type EdgeWorker } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';

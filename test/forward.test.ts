@@ -16,10 +16,10 @@ import * as assert from 'uvu/assert';
 import { dumpObserver, golden, SMALL_CONFIGS, TINY, type Golden } from './helpers/golden.js';
 import { relErr } from './helpers/kernels.js';
 import { calibrationSet, fixtureModel, fixtureVimq, inputs } from './helpers/quant.js';
-import { loadModel, type ModelMetadata } from '../src/model/model-file.js';
+import { loadModel } from '../src/model/model-file.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { readVimq } from '../src/formats/vimq.js';
-import { instantiateKernels, type Kernels } from '../src/model/kernels.js';
+import { instantiateKernels, wrapKernels } from '../src/model/kernels.js';
 import { VimModel } from '../src/model/vim-model.js';
 import { quantizeModel } from '../src/quant/quantize-model.js';
 
@@ -81,10 +81,10 @@ for (const format of ['pth', 'safetensors'] as const) {
 
 /** The model of a .vimq on kernels that log every call, name and arguments, before running it. */
 async function loggingModel(file: Uint8Array, log: string[]): Promise<VimModel> {
-  const { metadata, data } = await readVimq<ModelMetadata>(file, 'm.vimq');
-  const kernels = Object.fromEntries(Object.entries(await instantiateKernels(await readKernelWasm())).map(([name, f]) =>
-    [name, typeof f === 'function' && name !== 'heap_base' ? (...a: number[]) => { log.push(`${name}(${a})`); return f(...a); } : f]));
-  return new VimModel(metadata.config, kernels as unknown as Kernels, metadata.tensors, data,
+  const { metadata, data } = await readVimq(file, 'm.vimq');
+  const kernels = wrapKernels(await instantiateKernels(await readKernelWasm()),
+    (name, f) => (...a: number[]) => { log.push(`${name}(${a})`); return f(...a); });
+  return new VimModel(metadata.config, kernels, metadata.tensors, data,
     { activationBits: metadata.quantization?.activationBits });
 }
 

@@ -9,7 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { convertCheckpoint, type ModelMetadata } from '../src/model/model-file.js';
+import { convertCheckpoint } from '../src/convert/checkpoint.js';
+import type { ModelMetadata } from '../src/model/contract.js';
 import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { createClassifier, rankLabels, type ImageClassifier } from '../src/classifier.js';
@@ -104,7 +105,7 @@ test('re-signed corruption: the checks behind the checksum', async () => {
 
 // --- metadata rewritten by a hostile writer (valid JSON, valid checksum) ------------------------------------
 
-const { metadata: META, data: DATA } = await readVimq<ModelMetadata>(FILE);
+const { metadata: META, data: DATA } = await readVimq(FILE);
 const CONFIG_KEYS = Object.keys(META.config) as (keyof ModelMetadata['config'])[];
 const PRE_KEYS = Object.keys(META.preprocess);
 const TENSOR_KEYS = ['name', 'dtype', 'shape', 'layout', 'offset', 'bytes'];

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import binaryen from 'binaryen';
 import path from 'node:path';
 import { kernelBench, rng, relErr } from './helpers/kernels.js';
-import { packKn8 } from '../src/model/pack.js';
+import { packKn8 } from '../src/convert/pack.js';
 import { KERNEL_NAMES } from '../src/model/kernels.js';
 import { packageRoot } from '../src/hosts/node-wasm.js';
 

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unzipSync, zipSync } from 'fflate';
 import { readPth } from '../src/formats/pth.js';
-import { readCheckpoint } from '../src/formats/checkpoint.js';
+import { checkpointFormat, readCheckpoint } from '../src/formats/checkpoint.js';
 import { seededRandom } from '../src/quant/random.js';
 import type { StateDict } from '../src/tensor.js';
 import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
@@ -45,6 +45,8 @@ test('views sharing one storage come back as independent arrays', () => {
 });
 
 test('readCheckpoint recognises a .pth by content, whatever its name', () => {
+  assert.is(checkpointFormat(fixture('bare.pth'), 'weights.bin'), 'pth');
+  assert.is(checkpointFormat(fixture('legacy-format.pth'), 'old.pth'), 'pth');   // so that readPth explains it
   assertExactly(readCheckpoint(fixture('bare.pth'), 'weights.bin'), 'bare.pth');
 });
 

@@ -14,7 +14,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernelBench, rng, relErr, type Bench } from './helpers/kernels.js';
-import { packQ4, packQ8 } from '../src/quant/weights.js';
+import { packQ4, packQ8 } from '../src/convert/pack.js';
 import { hadamardMatrix } from '../src/quant/hadamard.js';
 import { roundHalfEven } from '../src/quant/quantizer.js';
 import { relaxedSimdWorks } from '../src/hosts/node-wasm.js';

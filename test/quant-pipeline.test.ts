@@ -12,9 +12,8 @@ import { rejects } from './helpers/rejects.js';
 import { relErr } from './helpers/kernels.js';
 import { argmax, calibrationSet, inputs, fixtureModel } from './helpers/quant.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
-import { loadModel, type ModelMetadata } from '../src/model/model-file.js';
+import { instantiateFloat, loadModel, readFloatModel } from '../src/model/model-file.js';
 import { readVimq } from '../src/formats/vimq.js';
-import { instantiateFloat, readFloatModel } from '../src/quant/float-model.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 
 async function quantized(options: Partial<QuantizeOptions>) {
@@ -81,10 +80,11 @@ test('the recipe is stored in metadata.quantization; simulated widths say so', a
   const sim = await quantized({ method: 'rtn', bits: 'w4a4' });
   assert.is(sim.metadata.quantization!.simulated, true);
   assert.is(sim.metadata.quantization!.activationBits, 4);
+  assert.is(sim.metadata.weights, 'w4a4');
   const w6 = await quantized({ method: 'rtn', bits: 'w6a6' });
   const w8 = await closeness({ method: 'rtn', bits: 'w8a8' });
   const w6err = await closeness({ method: 'rtn', bits: 'w6a6' });
-  assert.is(w6.metadata.weights, 'w8a8');
+  assert.is(w6.metadata.weights, 'w6a6');
   assert.ok(w6err.err > w8.err, `6-bit codes (${w6err.err}) should lose more than 8-bit (${w8.err})`);
 });
 
@@ -101,7 +101,7 @@ test('bad requests: unknown method or bit width, an already-quantized model', as
   await rejects(() => quantized({ bits: 'w2a2' }), 'BAD_ARGUMENT', /unknown bit width 'w2a2'/);
   const { result } = await quantized({});
   await rejects(() => readFloatModel(result.file, 'q.vimq'), 'BAD_ARGUMENT', /q\.vimq is already quantized \(rtn w8a8\)/);
-  const { metadata, data } = await readVimq<ModelMetadata>(result.file, 'q.vimq');
+  const { metadata, data } = await readVimq(result.file, 'q.vimq');
   assert.ok(data.length > 0 && metadata.tensors.some((t) => t.dtype === 'i8'));
 });
 

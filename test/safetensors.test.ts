@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSafetensors } from '../src/formats/safetensors.js';
-import { readCheckpoint } from '../src/formats/checkpoint.js';
+import { checkpointFormat, readCheckpoint } from '../src/formats/checkpoint.js';
 import { readPth } from '../src/formats/pth.js';
 import { seededRandom } from '../src/quant/random.js';
 import { onlyVimedgeErrors, rejects } from './helpers/rejects.js';
@@ -37,6 +37,7 @@ test('files written by Python match the values torch held, bit for bit', () => {
 });
 
 test('readCheckpoint recognises safetensors by content; .pth and .safetensors of one model agree', () => {
+  assert.is(checkpointFormat(fixture('tiny-vim.safetensors'), 'model.bin'), 'safetensors');
   const fromSt = readCheckpoint(fixture('tiny-vim.safetensors'), 'model.bin');
   const fromPth = readPth(fixture('tiny-vim-training.pth'), 'tiny.pth');
   for (const [key, tensor] of fromPth) assert.equal(bits(fromSt.get(key)!.data), bits(tensor.data), key);

@@ -2,8 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { golden, SMALL_CONFIGS } from './helpers/golden.js';
-import { convertCheckpoint, loadModel, type ModelMetadata } from '../src/model/model-file.js';
+import { loadModel, readFloatModel, readModel } from '../src/model/model-file.js';
+import { convertCheckpoint } from '../src/convert/checkpoint.js';
+import { isVimq, type ModelMetadata } from '../src/model/contract.js';
 import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
+import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import type { ErrorCode } from '../src/errors.js';
 import { rejects } from './helpers/rejects.js';
@@ -18,7 +21,7 @@ const refused = async (bytes: Uint8Array, pattern: RegExp, code: ErrorCode = 'BA
 
 /** Rewrites a file's metadata and re-checksums it, as a buggy or hostile writer could. */
 async function withMetadata(edit: (m: ModelMetadata) => void): Promise<Uint8Array> {
-  const { metadata, data } = await readVimq<ModelMetadata>(await fileP);
+  const { metadata, data } = await readVimq(await fileP);
   edit(metadata);
   return writeVimq(metadata, data);
 }
@@ -29,16 +32,47 @@ test('round trip: a converted checkpoint gives the same logits as the checkpoint
   const fromVimq = (await loadModel(await fileP, 'm.vimq', wasm)).model.forward(input);
   const fromPth = (await loadModel(g.bytes('model.pth'), 'model.pth', wasm)).model.forward(input);
   assert.equal(Array.from(fromVimq), Array.from(fromPth));
-  const { metadata } = await readVimq<ModelMetadata>(await fileP);
+  const { metadata } = await readVimq(await fileP);
   assert.equal(metadata.labels, 'abcdefghij'.split(''));
   assert.is(metadata.config.numTokens, 17);
   assert.is(metadata.config.clsIndex, 8);
 });
 
+test('a checkpoint read in memory is the model its .vimq holds: same metadata, same bytes, same fp32 tensors', async () => {
+  const pth = g.bytes('model.pth');
+  const options = { labels: 'abcdefghij'.split('') };
+  const fromVimq = await readVimq(await fileP);
+  const inMemory = await readModel(pth, 'model.pth', options);
+  assert.equal(inMemory.metadata, fromVimq.metadata);
+  assert.ok(Buffer.from(inMemory.data).equals(fromVimq.data));
+  // Unpacking the file gives back the checkpoint's tensors exactly (kn8 weights transposed back, padding dropped).
+  const unpacked = await readFloatModel(await fileP, 'm.vimq');
+  const direct = await readFloatModel(pth, 'model.pth');
+  assert.equal([...unpacked.tensors.keys()], [...direct.tensors.keys()]);
+  for (const [name, values] of direct.tensors) assert.equal(Array.from(unpacked.tensors.get(name)!), Array.from(values), name);
+  const head = direct.tensors.get('head.weight')!;
+  assert.equal(Array.from(head), Array.from(readCheckpoint(pth, 'model.pth').get('head.weight')!.data));
+});
+
+test('the source format is read off the content: a .safetensors whose header length starts with 0x50 (zip\'s P) is one', async () => {
+  const bytes = golden(SMALL_CONFIGS[2])!.bytes('model.safetensors');
+  assert.is(bytes[0], 0x50);
+  assert.equal((await readModel(bytes, 'model.safetensors')).metadata.source, { file: 'model.safetensors', format: 'safetensors' });
+  assert.equal((await readModel(g.bytes('model.pth'), 'dir/model.pth')).metadata.source, { file: 'model.pth', format: 'pth' });
+});
+
+test('isVimq: the four magic bytes, nothing shorter, no checkpoint', async () => {
+  const file = await fileP;
+  assert.ok(isVimq(file));
+  assert.not.ok(isVimq(file.subarray(0, 3)));
+  assert.not.ok(isVimq(g.bytes('model.pth')));
+  assert.not.ok(isVimq(new TextEncoder().encode('VIMX and more')));
+});
+
 test('a Node Buffer (whose slice() is a view) is read, verified and left unchanged', async () => {
   const file = await fileP;
   const buffer = Buffer.from(file);
-  const { metadata } = await readVimq<ModelMetadata>(buffer);
+  const { metadata } = await readVimq(buffer);
   assert.is(metadata.config.numTokens, 17);
   assert.ok(buffer.equals(file), 'the caller\'s bytes are not modified');
 });

@@ -18,7 +18,7 @@ export function convertCommand(): Command {
     .addOption(new Option('--interpolation <kind>', 'resize filter').choices(['bicubic', 'bilinear']))
     .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it', positiveInt('--stride'))
     .action(async (checkpoint: string, opts) => {
-      const { convertCheckpoint } = await import('../model/model-file.js');
+      const { convertCheckpoint } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const preprocess = Object.fromEntries(Object.entries({

@@ -30,7 +30,7 @@ export function evalCommand(): Command {
       bar?.stop();
       const labels = classifier.info.labels;
       if (opts.plot) {
-        const { confusionPng } = await import('../eval/confusion-plot.js');   // vega: only for a plot
+        const { confusionPng } = await import('../report/confusion-plot.js');   // vega: only for a plot
         await writeFileAtomic(opts.plot, await confusionPng(result, labels, `${file} on ${result.dataset}: top-1 ${(100 * result.top1).toFixed(2)}%`));
       }
       if (opts.json) {

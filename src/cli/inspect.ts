@@ -1,8 +1,6 @@
 /** `vimedge inspect <model>`: config, parameter counts, preprocessing, size. */
 import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
-import { readVimq } from '../formats/vimq.js';
-import type { ModelMetadata } from '../model/model-file.js';
 import { describeRecipe } from '../quant/recipe.js';
 
 export function inspectCommand(): Command {
@@ -11,10 +9,9 @@ export function inspectCommand(): Command {
     .argument('<model>', '.vimq, .pth or .safetensors file')
     .option('--json', 'print one JSON object')
     .action(async (file: string, opts) => {
-      const { convertCheckpoint } = await import('../model/model-file.js');
+      const { readModel } = await import('../model/model-file.js');
       const bytes = await readFileChecked(file, 'model');
-      const vimq = bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file);
-      const { metadata } = await readVimq<ModelMetadata>(vimq, file);
+      const { metadata } = await readModel(bytes, file);
       const parameters = metadata.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
       const summary = {
         file, bytes: bytes.length, format: metadata.format, weights: metadata.weights,

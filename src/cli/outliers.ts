@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
-import { METHOD_NAMES } from '../quant/recipe.js';
+import { METHOD_NAMES } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
 import { outputFile, positiveInt } from './args.js';
 
@@ -18,14 +18,13 @@ export function outliersCommand(): Command {
     .option('--json', 'print the per-site summary as one JSON object')
     .action(async (file: string, opts) => {
       const { methodByName } = await import('../quant/methods.js');
-      const { convertCheckpoint } = await import('../model/model-file.js');
-      const { readFloatModel } = await import('../quant/float-model.js');
+      const { readFloatModel } = await import('../model/model-file.js');
       const { calibrationImages } = await import('../quant/calibration-source.js');
       const { outlierReport, summarize } = await import('../quant/outliers.js');
-      const { outlierPng } = await import('../quant/outlier-chart.js');
+      const { outlierPng } = await import('../report/outlier-chart.js');
       methodByName(opts.method);
       const bytes = await readFileChecked(file, 'model');
-      const source = await readFloatModel(bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file), file);
+      const source = await readFloatModel(bytes, file);
       const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
       const report = await outlierReport(source, images, await readKernelWasm(), opts.method, opts.seed);
       await writeFileAtomic(opts.output, await outlierPng(report));

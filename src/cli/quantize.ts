@@ -3,13 +3,10 @@ import { Command, Option } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
-import { BIT_WIDTHS, METHOD_NAMES } from '../quant/recipe.js';
+import { BIT_WIDTHS, bitPlan, METHOD_NAMES } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
 import { outputFile, positiveInt } from './args.js';
 import { fail } from '../errors.js';
-
-/** Bit widths without kernels of their own, run as narrower codes on the int8 kernels. */
-const SIMULATED = ['w6a6', 'w4a4'];
 
 export function quantizeCommand(): Command {
   return new Command('quantize')
@@ -30,18 +27,16 @@ export function quantizeCommand(): Command {
     .option('--json', 'print the recipe and timing as one JSON object')
     .action(async (file: string, opts) => {
       const { methodByName } = await import('../quant/methods.js');
-      const { convertCheckpoint } = await import('../model/model-file.js');
-      const { readFloatModel } = await import('../quant/float-model.js');
+      const { readFloatModel } = await import('../model/model-file.js');
       const { calibrationImages } = await import('../quant/calibration-source.js');
       const { quantizeModel } = await import('../quant/quantize-model.js');
       methodByName(opts.method);   // an unknown method fails before any work
-      if (SIMULATED.includes(opts.bits) && !opts.simulate) {
+      if (bitPlan(opts.bits).simulated && !opts.simulate) {
         fail('BAD_ARGUMENT', `--bits ${opts.bits} has no kernels of its own: add --simulate to run its codes on the int8 kernels (accuracy comparison only)`);
       }
       const started = performance.now();
       const bytes = await readFileChecked(file, 'model');
-      const vimq = bytes[0] === 0x56 ? bytes : await convertCheckpoint(bytes, file);
-      const source = await readFloatModel(vimq, file);
+      const source = await readFloatModel(bytes, file);
       const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
       const result = await quantizeModel(source, images, await readKernelWasm(), {
         method: opts.method, bits: opts.bits, seed: opts.seed, granularity: opts.activations, range: opts.range,

@@ -15,52 +15,20 @@
  * loading copies it into wasm memory in one piece.
  */
 import { fail } from '../errors.js';
+import { alignUp, BLOB_ALIGN, isVimq, layoutBytes, LAYOUT_DTYPES, VIMQ_MAGIC, type ModelMetadata, type PackedModel,
+  type TensorEntry } from '../model/contract.js';
 
-export const VIMQ_MAGIC = 'VIMQ';
 export const VIMQ_VERSION = 1;
 const HEADER_BYTES = 64;
 const CHECKSUM_AT = 24;
 const CHECKSUM_BYTES = 32;
-export const BLOB_ALIGN = 64;
-
-/** How a tensor's bytes are arranged (docs/FORMAT.md). */
-export type TensorLayout =
-  | 'plain'   // row-major in its logical shape (f32 or i32)
-  | 'kn8'     // f32 Linear/conv weight [N, K] stored transposed as [K, roundUp(N, 8)], zero padded
-  | 'q8'      // i8 Linear weight [N, K] in panels of 4 outputs x roundUp(K, 16) inputs, 16-byte blocks
-  | 'q4g64';  // i4 Linear weight [N, K] in panels of 4 outputs x roundUp(K, 64) inputs, two per byte
-
-/** Element type of a tensor; each layout allows the ones of LAYOUT_DTYPES. */
-export type TensorDtype = 'f32' | 'i32' | 'i8' | 'i4';
-
-const LAYOUT_DTYPES: Record<TensorLayout, readonly TensorDtype[]> = {
-  plain: ['f32', 'i32'], kn8: ['f32'], q8: ['i8'], q4g64: ['i4'],
-};
-
-export interface TensorEntry {
-  name: string;
-  dtype: TensorDtype;
-  shape: number[];        // logical shape (PyTorch's)
-  layout: TensorLayout;
-  offset: number;         // bytes from the data offset, 64-aligned
-  bytes: number;
-}
-
-export interface VimqFile<M> {
-  metadata: M & { tensors: TensorEntry[] };
-  /** The data section: the bytes the runtime copies into its weight arena. */
-  data: Uint8Array;
-}
-
-export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
 
 /** Serialises metadata + a prepared data section into a complete file. */
-export async function writeVimq<M extends object>(metadata: M & { tensors: TensorEntry[] },
-                                                   data: Uint8Array): Promise<Uint8Array> {
+export async function writeVimq(metadata: ModelMetadata, data: Uint8Array): Promise<Uint8Array> {
   const json = new TextEncoder().encode(JSON.stringify(metadata));
   const dataOffset = alignUp(HEADER_BYTES + json.length, BLOB_ALIGN);
   const file = new Uint8Array(dataOffset + data.length);
@@ -77,10 +45,10 @@ export async function writeVimq<M extends object>(metadata: M & { tensors: Tenso
 }
 
 /** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
-export async function readVimq<M extends object>(file: Uint8Array, name = 'model'): Promise<VimqFile<M>> {
+export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
   const bad = (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
   if (file.length < HEADER_BYTES) bad(`too short for a .vimq header (${file.length} bytes)`);
-  if (new TextDecoder().decode(file.subarray(0, 4)) !== VIMQ_MAGIC) bad('not a .vimq file (bad magic)');
+  if (!isVimq(file)) bad('not a .vimq file (bad magic)');
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const version = view.getUint32(4, true);
   if (version > VIMQ_VERSION) {
@@ -104,7 +72,7 @@ export async function readVimq<M extends object>(file: Uint8Array, name = 'model
   const actual = await sha256(zeroed);
   if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
 
-  let metadata: M & { tensors: TensorEntry[] };
+  let metadata: ModelMetadata;
   try {
     metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
       .decode(file.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
@@ -142,19 +110,5 @@ function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: 
   spans.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < spans.length; i++) {
     if (spans[i][0] < spans[i - 1][1]) bad(`tensors ${spans[i - 1][2]} and ${spans[i][2]} overlap`);
-  }
-}
-
-/** Bytes a tensor of this logical shape takes in this layout; -1 for an unknown layout. */
-export function layoutBytes(shape: number[], layout: TensorLayout): number {
-  const count = shape.reduce((a, b) => a * b, 1);
-  const n = shape[0];
-  const k = count / n;
-  switch (layout) {
-    case 'plain': return count * 4;
-    case 'kn8': return k * alignUp(n, 8) * 4;
-    case 'q8': return alignUp(n, 4) * alignUp(k, 16);
-    case 'q4g64': return alignUp(n, 4) * alignUp(k, 64) / 2;
-    default: return -1;
   }
 }

@@ -6,6 +6,7 @@
 import { fail } from '../errors.js';
 import { numel, shapeString, type StateDict } from '../tensor.js';
 import type { VimConfig } from './config.js';
+import { mixerPrefix } from './contract.js';
 
 export interface InferConfigOptions {
   /** Patch stride; by default the patch size, or half of it where only that gives a 224-pixel input. */
@@ -31,7 +32,6 @@ export function expectedShapes(config: VimConfig): Map<string, number[]> {
     ['head.bias', [config.numClasses]],
   ]);
   for (let i = 0; i < config.depth; i++) {
-    const mixer = `layers.${i}.mixer`;
     for (const [suffix, shape] of [
       ['A_log', [E, N]], ['D', [E]], ['A_b_log', [E, N]], ['D_b', [E]],
       ['in_proj.weight', [2 * E, D]],
@@ -43,7 +43,7 @@ export function expectedShapes(config: VimConfig): Map<string, number[]> {
       ['dt_proj_b.weight', [E, R]], ['dt_proj_b.bias', [E]],
       ['out_proj.weight', [D, E]],
     ] as const) {
-      shapes.set(`${mixer}.${suffix}`, [...shape]);
+      shapes.set(`${mixerPrefix(i)}${suffix}`, [...shape]);
     }
     shapes.set(`layers.${i}.norm.weight`, [D]);
   }

@@ -7,7 +7,7 @@
  */
 import { fail } from '../errors.js';
 import type { VimConfig } from './config.js';
-import type { ModelMetadata } from './model-file.js';
+import type { ModelMetadata } from './contract.js';
 import { runStateBytes } from './run-state.js';
 
 /** wasm32 addresses 4 GiB; a model whose weights and activations need more cannot run on any host. */

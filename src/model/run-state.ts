@@ -4,8 +4,7 @@
  * from this plan and the metadata check bounds it against wasm32, so both read the same arithmetic.
  */
 import type { VimConfig } from './config.js';
-import { Q4_GROUP } from './runtime-tensors.js';
-import { alignUp, BLOB_ALIGN } from '../formats/vimq.js';
+import { alignUp, BLOB_ALIGN, Q4_GROUP } from './contract.js';
 
 /** Rows of a buffer: byte offset of row 0 and row stride in floats. */
 export interface Rows {

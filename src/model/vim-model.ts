@@ -9,11 +9,10 @@
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
-import { checkTensorsMatch, planOf, quantizableLinears, Q4_GROUP, type QuantizableLinear, type TensorPlan,
-  type WeightLayout } from './runtime-tensors.js';
+import { alignUp, BLOB_ALIGN, checkTensorsMatch, isHadamardSize, planOf, quantizableLinears, Q4_GROUP,
+  type QuantizableLinear, type TensorEntry, type TensorPlan, type WeightLayout } from './contract.js';
 import { planRunState, type BranchBuffers, type LinearScratch, type OwnedInput, type Rows, type RunState }
   from './run-state.js';
-import { alignUp, BLOB_ALIGN, type TensorEntry } from '../formats/vimq.js';
 import { fail } from '../errors.js';
 import { recorder, rowRange, type KernelCall, type ThreadPool } from './parallel.js';
 
@@ -373,12 +372,6 @@ function resolveWeights(cfg: VimConfig, plan: TensorPlan, offsets: Map<string, n
     clsToken: tensor('cls_token'), posEmbed: tensor('pos_embed'), layers,
     normF: tensor('norm_f.weight'), head: { weight: tensor('head.weight'), bias: tensor('head.bias') },
   };
-}
-
-/** Sizes hadamard_rows_f32 rotates: 2^k and 12·2^k. */
-export function isHadamardSize(n: number): boolean {
-  const m = n % 12 === 0 ? n / 12 : n;
-  return Number.isInteger(m) && m > 0 && (m & (m - 1)) === 0;
 }
 
 /** The kernels' shape requirements, checked once with a clear message. */

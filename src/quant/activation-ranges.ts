@@ -6,7 +6,7 @@
  */
 import type { SiteStats } from './site-stats.js';
 import type { ActivationRange } from './methods.js';
-import { activationQuantizer, lpError, type Affine } from './quantizer.js';
+import { activationQuantizer, lpError, LP_POWER, type Affine } from './quantizer.js';
 import { fail } from '../errors.js';
 
 export interface RangeOptions {
@@ -17,7 +17,6 @@ export interface RangeOptions {
   bits: number;
 }
 
-const LP_POWER = 2.4;
 const LP_STEPS = 50;   // shrink t = 0, 0.01, ..., 0.49 of the range from both ends (PTQ4VM)
 
 function lpRange(site: SiteStats, bits: number, symmetric: boolean): [number, number] {

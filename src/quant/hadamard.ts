@@ -4,7 +4,7 @@
  * the same matrix assembly/hadamard.ts applies online, and the orthogonal Q = [K·] diag(signs)·H_n/√n.
  */
 import { fail } from '../errors.js';
-import { isHadamardSize } from '../model/vim-model.js';
+import { isHadamardSize } from '../model/contract.js';
 import type { Random } from './random.js';
 
 /** H_12 = I + [[0, 1ᵀ], [−1, Q11]], Q11[i][j] = χ(j − i), χ the quadratic character mod 11 (squares 1, 3, 4, 5, 9). */

@@ -1,4 +1,7 @@
-/** Dense float64 linear algebra for the offline transforms: products with rotations, symmetric eigenvectors. */
+/**
+ * Dense linear algebra for the offline transforms: products with rotations, symmetric eigenvectors, and the
+ * per-row / per-column scaling that folds a factor into a Linear weight.
+ */
 
 /** A [n, k] · B [k, m] -> [n, m], row-major. */
 export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number, m: number): Float64Array {
@@ -68,4 +71,21 @@ export function symmetricEigen(matrix: ArrayLike<number>, n: number): { values: 
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => { for (let k = 0; k < n; k++) vectors[k * n + dst] = v[k * n + src]; });
   return { values, vectors };
+}
+
+/** max_j |W[j, k]| per input column k of W [n, K]. */
+export function columnAbsMax(w: Float32Array, n: number, k: number): Float64Array {
+  const out = new Float64Array(k);
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) out[c] = Math.max(out[c], Math.abs(w[j * k + c]));
+  return out;
+}
+
+/** W[j, k] *= s[k] for W [n, K] (a per-input-channel factor folded into a Linear). */
+export function scaleColumns(w: Float32Array, n: number, k: number, s: ArrayLike<number>): void {
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) w[j * k + c] *= s[c];
+}
+
+/** W[j, :] *= s[j] for the first s.length rows of W [n, K]. */
+export function scaleRows(w: Float32Array, k: number, s: ArrayLike<number>): void {
+  for (let j = 0; j < s.length; j++) for (let c = 0; c < k; c++) w[j * k + c] *= s[j];
 }

@@ -4,8 +4,8 @@
  * activation quantizers themselves are shared (quantize-model.ts).
  */
 import type { VimConfig } from '../model/config.js';
-import type { FloatModel } from './float-model.js';
-import { DIRECTIONS, mixerPrefix } from './float-model.js';
+import { DIRECTIONS, METHOD_NAMES, mixerPrefix, type MethodName } from '../model/contract.js';
+import type { FloatModel } from '../convert/float-model.js';
 import type { Calibration } from './calibrate.js';
 import type { StatsNeeds } from './site-stats.js';
 import { randomSigns, rotationMatrix } from './hadamard.js';
@@ -15,10 +15,7 @@ import { smoothQuant } from './transforms/smoothquant.js';
 import { OSPLUS_TOKENS, osPlus, shiftDt } from './transforms/osplus.js';
 import { kltRotation, rotateDt, rotateOutInput, rotateResidual } from './transforms/rotations.js';
 import { smoothFusedGate } from './transforms/smooth-fused.js';
-import { METHOD_NAMES, type MethodName } from './recipe.js';
 import { fail } from '../errors.js';
-
-export { METHOD_NAMES, type MethodName } from './recipe.js';
 
 export type ActivationRange = 'minmax' | 'percentile' | 'mse';
 

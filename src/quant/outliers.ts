@@ -1,11 +1,12 @@
 /**
  * Where the outliers are (spec quantization-methods §3): for every quantized site and scan direction,
  * max |x| per channel and per token in every block, over the calibration images, before and after a
- * method's transforms. `vimedge outliers` draws it (outlier-chart.ts) and prints the summary.
+ * method's transforms. `vimedge outliers` draws it (src/report/outlier-chart.ts) and prints the summary.
  */
 import type { CalibrationImages } from './calibration-source.js';
 import { calibrate } from './calibrate.js';
-import { instantiateFloat, type FloatModel } from './float-model.js';
+import type { FloatModel } from '../convert/float-model.js';
+import { instantiateFloat } from '../model/model-file.js';
 import { transformModel } from './quantize-model.js';
 
 /** The sites of spec §1 that feed a Linear, by the Linear's name inside a block. */

@@ -6,22 +6,18 @@
  *   4. weights quantized (int8 per channel, or int4 per group of 64) and packed for the integer kernels,
  *      activation quantizers stored per site, the recipe in metadata.quantization.
  */
-import { writeVimq } from '../formats/vimq.js';
-import { layoutTensors } from '../model/pack.js';
-import { Q4_GROUP, quantizableLinears, runtimeTensors, type QuantizableLinear, type TensorPlan, type WeightLayout }
-  from '../model/runtime-tensors.js';
-import type { ModelMetadata, QuantizationRecipe } from '../model/model-file.js';
+import { bitPlan, Q4_GROUP, quantizableLinears, type BitPlan, type BitWidth, type QuantizableLinear,
+  type QuantizationRecipe } from '../model/contract.js';
+import { instantiateFloat } from '../model/model-file.js';
+import { cloneModel, tensor, type FloatModel } from '../convert/float-model.js';
+import { writeQuantized, type InputQuantizer, type QuantizedLinear } from '../convert/quantized.js';
 import { calibrate, type Calibration } from './calibrate.js';
 import type { CalibrationImages } from './calibration-source.js';
-import { cloneModel, floatBytes, instantiateFloat, modelPlan, tensor, type FloatModel } from './float-model.js';
 import { methodByName, type ActivationRange } from './methods.js';
 import { siteQuantizers } from './activation-ranges.js';
-import { packQ4, packQ8, quantizeWeight, type QuantizedWeight, type WeightRange } from './weights.js';
+import { quantizeWeight, type WeightRange } from './weights.js';
 import { seededRandom } from './random.js';
-import { BIT_WIDTHS, type BitWidth } from './recipe.js';
 import { fail } from '../errors.js';
-
-export { BIT_WIDTHS, type BitWidth } from './recipe.js';
 
 export interface QuantizeOptions {
   method: string;
@@ -43,28 +39,14 @@ export interface QuantizeResult {
   transformed: FloatModel;
 }
 
-interface BitPlan { weightBits: number; activationBits: number; simulated: boolean; int4: boolean }
-
-function bitPlan(bits: string): BitPlan {
-  switch (bits) {
-    case 'w8a8': return { weightBits: 8, activationBits: 8, simulated: false, int4: false };
-    case 'w4a8': return { weightBits: 4, activationBits: 8, simulated: false, int4: true };
-    case 'w6a6': return { weightBits: 6, activationBits: 6, simulated: true, int4: false };
-    case 'w4a4': return { weightBits: 4, activationBits: 4, simulated: true, int4: true };
-    default: return fail('BAD_ARGUMENT', `unknown bit width '${bits}' (${BIT_WIDTHS.join(', ')})`);
-  }
-}
-
 /**
  * Storage of one Linear: int4 groups for 4-bit weights, except dt_proj, whose K = R (12 for Vim-Ti) is too
  * short for groups of 64 and which stays int8 (0.6% of the weights).
  */
-function layoutOf(l: QuantizableLinear, b: BitPlan): { layout: WeightLayout; bits: number } {
+function layoutOf(l: QuantizableLinear, b: BitPlan): { layout: QuantizedLinear['layout']; bits: number } {
   if (b.int4 && !/\.dt_proj(_b)?$/.test(l.name)) return { layout: 'q4g64', bits: b.weightBits };
   return { layout: 'q8', bits: b.int4 ? 8 : b.weightBits };
 }
-
-const bytesOf = (a: Float32Array | Int32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 export interface Transformed {
   model: FloatModel;
@@ -85,29 +67,6 @@ export async function transformModel(source: FloatModel, images: CalibrationImag
   }
   transforms.push(...method.transform(m, stats, { random: seededRandom(options.seed), activationBits: options.activationBits }));
   return { model: m, transforms };
-}
-
-/** The stored input quantizer of a Linear: one scale / zero point, or one per token. */
-interface InputQuantizer { scale: Float32Array; zero: Int32Array }
-
-/** Step 4: the tensor bytes of the quantized file (fp32 tensors as they are, quantized Linears packed). */
-function quantizedTensors(m: FloatModel, weights: Map<string, { layout: WeightLayout; q: QuantizedWeight }>,
-                          inputs: Map<string, InputQuantizer>, inputRanges: TensorPlan['inputRanges']) {
-  const plan = modelPlan(m, new Map([...weights].map(([name, w]) => [name, w.layout])), inputRanges);
-  return layoutTensors(runtimeTensors(m.metadata.config, plan), (t) => {
-    const at = t.name.lastIndexOf('.');
-    const linear = t.name.slice(0, at), field = t.name.slice(at + 1);
-    const w = weights.get(linear)?.q;
-    if (!w) return floatBytes(m, t);
-    switch (field) {
-      case 'weight': return t.layout === 'q8' ? packQ8(w.codes, w.n, w.k) : packQ4(w.codes, w.n, w.k);
-      case 'weight_scale': return bytesOf(w.scale);
-      case 'weight_sum': return bytesOf(w.sum);
-      case 'input_scale': return bytesOf(inputs.get(linear)!.scale);
-      case 'input_zero': return bytesOf(inputs.get(linear)!.zero);
-      default: return floatBytes(m, t);
-    }
-  });
 }
 
 export async function quantizeModel(source: FloatModel, images: CalibrationImages, wasm: Uint8Array | WebAssembly.Module,
@@ -138,12 +97,11 @@ export async function quantizeModel(source: FloatModel, images: CalibrationImage
     }
   }
 
-  const weights = new Map(linears.map((l) => {
+  const quantized = new Map(linears.map((l): [string, QuantizedLinear] => {
     const { layout, bits } = layoutOf(l, b);
-    const q = quantizeWeight(tensor(m, `${l.name}.weight`), l.n, l.k, bits, layout === 'q4g64' ? Q4_GROUP : l.k, weightRange);
-    return [l.name, { layout, q }];
+    const weight = quantizeWeight(tensor(m, `${l.name}.weight`), l.n, l.k, bits, layout === 'q4g64' ? Q4_GROUP : l.k, weightRange);
+    return [l.name, { layout, weight }];
   }));
-  const { tensors, data } = quantizedTensors(m, weights, inputs, granularity);
 
   const recipe: QuantizationRecipe = {
     method: options.method,
@@ -159,6 +117,5 @@ export async function quantizeModel(source: FloatModel, images: CalibrationImage
     transforms,
     calibration: { set: images.name, size: images.count, seed: options.seed },
   };
-  const metadata: ModelMetadata = { ...source.metadata, weights: b.int4 ? 'w4a8' : 'w8a8', quantization: recipe, tensors };
-  return { file: await writeVimq(metadata, data), recipe, transformed: m };
+  return { file: await writeQuantized(m, recipe, quantized, inputs, granularity), recipe, transformed: m };
 }

@@ -57,7 +57,10 @@ export function fakeQuantize(x: number, a: Affine): number {
   return a.scale * (quantize(x, a) - a.zero);
 }
 
-/** Sum of |x − x̂|^p over values, for the Lp range search. */
+/** The p of the Lp range searches, weights and activations alike (PTQ4VM). */
+export const LP_POWER = 2.4;
+
+/** Sum of |x − x̂|^p over values (each counted `weights[i]` times when given), for the Lp range searches. */
 export function lpError(values: ArrayLike<number>, a: Affine, p: number, weights?: ArrayLike<number>): number {
   let e = 0;
   for (let i = 0; i < values.length; i++) {

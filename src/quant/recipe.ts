@@ -1,14 +1,5 @@
-/**
- * A quantization recipe (metadata.quantization): the method and bit-width names, and the recipe in one line
- * for `vimedge inspect` and reports. Free of the quantizer's code, so the CLI lists the names at start-up.
- */
-import type { QuantizationRecipe } from '../model/model-file.js';
-
-export const METHOD_NAMES = ['rtn', 'percentile', 'smoothquant', 'osplus', 'quarot', 'mambaquant'] as const;
-export type MethodName = typeof METHOD_NAMES[number];
-
-export const BIT_WIDTHS = ['w8a8', 'w4a8', 'w6a6', 'w4a4'] as const;
-export type BitWidth = typeof BIT_WIDTHS[number];
+/** A quantization recipe (metadata.quantization) in one line, for `vimedge inspect` and reports. */
+import type { QuantizationRecipe } from '../model/contract.js';
 
 export function describeRecipe(r: QuantizationRecipe | null): string {
   if (!r) return 'none';

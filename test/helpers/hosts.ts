@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { convertCheckpoint } from '../../src/model/model-file.js';
+import { convertCheckpoint } from '../../src/convert/checkpoint.js';
 import type { DecoderModules } from '../../src/hosts/web-decode.js';
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../..');

@@ -1,8 +1,9 @@
 // Shared by the quant-* suites: the small fixtures as fp32 models, seeded calibration and test inputs.
 import { golden } from './golden.js';
 import { rng } from './kernels.js';
-import { convertCheckpoint } from '../../src/model/model-file.js';
-import { readFloatModel, type FloatModel } from '../../src/quant/float-model.js';
+import { convertCheckpoint } from '../../src/convert/checkpoint.js';
+import { readFloatModel } from '../../src/model/model-file.js';
+import type { FloatModel } from '../../src/convert/float-model.js';
 import type { CalibrationImages } from '../../src/quant/calibration-source.js';
 
 /** small-gray: the shipped model's input shape (1x28x28, patch 4, L = 50) with D = 32, depth 3. */

@@ -3,7 +3,9 @@
  * (n ⊙ γ)·Wᵀ = n·(W·diag(γ))ᵀ, so in_proj takes γ in its columns and the norm keeps γ = 1 (likewise
  * norm_f into head). RMSNorm without γ commutes with an orthogonal rotation of the residual stream.
  */
-import { mixerPrefix, scaleColumns, tensor, type FloatModel } from '../float-model.js';
+import { mixerPrefix } from '../../model/contract.js';
+import { tensor, type FloatModel } from '../../convert/float-model.js';
+import { scaleColumns } from '../linalg.js';
 import { fail } from '../../errors.js';
 
 export function foldNorms(m: FloatModel): void {

@@ -9,7 +9,9 @@
  * min X̃_k/(−τ)), keeping the τ whose quantized product Q(X̃/s)·Q(W·diag(s))ᵀ is closest to X̃·Wᵀ on a
  * reservoir sample of calibration tokens.
  */
-import { DIRECTIONS, ensureExtra, mixerPrefix, scaleColumns, scaleRows, tensor, type FloatModel } from '../float-model.js';
+import { DIRECTIONS, mixerPrefix } from '../../model/contract.js';
+import { ensureExtra, tensor, type FloatModel } from '../../convert/float-model.js';
+import { scaleColumns, scaleRows } from '../linalg.js';
 import type { Calibration } from '../calibrate.js';
 import type { SiteStats } from '../site-stats.js';
 import { activationQuantizer, fakeQuantize, weightQuantizer } from '../quantizer.js';

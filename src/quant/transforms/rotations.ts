@@ -11,7 +11,8 @@
  * Q is either a random-sign Hadamard (QuaRot) or the KLT-enhanced K·diag(signs)·H/√n (MambaQuant), whose
  * rotated channels all have the same variance: cov(X·K·H) = Hᵀ·Λ·H has diagonal mean(λ).
  */
-import { ensureExtra, mixerPrefix, tensor, type FloatModel } from '../float-model.js';
+import { mixerPrefix } from '../../model/contract.js';
+import { ensureExtra, tensor, type FloatModel } from '../../convert/float-model.js';
 import { rotationMatrix } from '../hadamard.js';
 import { matmul, symmetricEigen, transpose } from '../linalg.js';
 import { fail } from '../../errors.js';

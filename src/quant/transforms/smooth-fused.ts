@@ -5,7 +5,9 @@
  * ssilu(z') = SiLU(z)/s and the out_proj input arrives as g/s; out_proj's columns are multiplied by s.
  * No online cost beyond the multiply inside the sigmoid. R2 then rotates the smoothed input.
  */
-import { columnAbsMax, ensureExtra, mixerPrefix, scaleColumns, tensor, type FloatModel } from '../float-model.js';
+import { mixerPrefix } from '../../model/contract.js';
+import { ensureExtra, tensor, type FloatModel } from '../../convert/float-model.js';
+import { columnAbsMax, scaleColumns } from '../linalg.js';
 import { smoothingFactors } from './smoothquant.js';
 import type { Calibration } from '../calibrate.js';
 import { fail } from '../../errors.js';

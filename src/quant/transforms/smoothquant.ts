@@ -5,7 +5,9 @@
  * - dt_proj input (per direction): 1/s into the dt rows of x_proj (and their bias, if any).
  * a_k = max |x_k| over the calibration set, w_k = max_j |W[j, k]|.
  */
-import { columnAbsMax, DIRECTIONS, mixerPrefix, scaleColumns, scaleRows, tensor, type FloatModel } from '../float-model.js';
+import { DIRECTIONS, mixerPrefix } from '../../model/contract.js';
+import { tensor, type FloatModel } from '../../convert/float-model.js';
+import { columnAbsMax, scaleColumns, scaleRows } from '../linalg.js';
 import type { Calibration } from '../calibrate.js';
 import { fail } from '../../errors.js';
 

@@ -1,7 +1,7 @@
-/** The confusion matrix as a PNG: a Vega heat map rendered to SVG, rasterised by sharp. */
-import * as vega from 'vega';
-import sharp from 'sharp';
-import type { EvalSummary } from './metrics.js';
+/** The confusion matrix as a PNG: a Vega heat map. */
+import type * as vega from 'vega';
+import { vegaPng } from './png.js';
+import type { EvalSummary } from '../eval/metrics.js';
 
 export async function confusionPng(summary: EvalSummary, labels: string[], title: string): Promise<Uint8Array> {
   const cells = summary.confusion.flatMap((row, i) => row.map((count, j) => ({
@@ -32,6 +32,5 @@ export async function confusionPng(summary: EvalSummary, labels: string[], title
         fill: { signal: "datum.share > 0.5 ? 'white' : 'black'" } } } },
     ],
   };
-  const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
-  return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
+  return vegaPng(spec);
 }

@@ -1,12 +1,11 @@
 /**
  * The outlier picture as a PNG: one heat map per site, direction and view (max |x| per channel or per token,
  * rows = blocks), before and after the transforms side by side with one shared log colour scale per site.
- * Drawn with Vega (a declarative chart spec rendered to SVG without a canvas) and rasterised by sharp: the
- * same pair the confusion plot uses, so no new dependency and no native canvas build.
+ * Drawn with Vega, as the confusion plot (png.ts).
  */
-import * as vega from 'vega';
-import sharp from 'sharp';
-import type { OutlierReport, SiteProfile } from './outliers.js';
+import type * as vega from 'vega';
+import { vegaPng } from './png.js';
+import type { OutlierReport, SiteProfile } from '../quant/outliers.js';
 
 interface Cell { panel: number; block: number; index: number; value: number }
 interface Panel { panel: number; title: string; lo: number; hi: number; axis: string; width: number }
@@ -68,6 +67,5 @@ export async function outlierPng(report: OutlierReport): Promise<Uint8Array> {
       }],
     }],
   };
-  const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
-  return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
+  return vegaPng(spec);
 }
