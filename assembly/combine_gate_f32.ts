@@ -1,7 +1,7 @@
-// The gate that combines the mixer's two branches (spec §2.3), in two variants from one source:
+// The gate that combines the mixer's two branches (MODEL.md §2.3), in two variants from one source:
 //   combine_gate_f32:         yf[t, c] = (yf[t, c] + yb[t, c]) * 0.5 * silu(z[t, c])     (halved sum, gated once)
 //   combine_gate_scaled_f32:  yf[t, c] = (yf[t, c] + yb[t, c]) * 0.5 * z'[t, c] * sigmoid(s[c] * z'[t, c])
-// The scaled one is the gate of MambaQuant's smooth-fused rotation (spec quantization-methods §9.2, S2): the
+// The scaled one is the gate of MambaQuant's smooth-fused rotation (QUANT-METHODS.md §9.2, S2): the
 // gate rows of in_proj were divided by s per channel (z' = z / s), and the scaled SiLU v * sigmoid(s * v)
 // restores SiLU(z) / s, so the out_proj input arrives smoothed by 1/s without an extra pass.
 // yf, yb: [L, E] contiguous; z: [L, E] at row stride ldz floats; s: [E]. e is a multiple of 4.

@@ -1,4 +1,4 @@
-// Depthwise conv over tokens + SiLU, one branch of the mixer (spec §2.3 (a)), vectorised over channels.
+// Depthwise conv over tokens + SiLU, one branch of the mixer (MODEL.md §2.3 (a)), vectorised over channels.
 //   forward  (causal):      u[t, c] = silu(b[c] + sum_k w[k, c] * x[t - (K-1) + k, c])
 //   backward (anti-causal): u[t, c] = silu(b[c] + sum_k w[k, c] * x[t + (K-1) - k, c])
 // Tokens outside [0, L) are zero. w arrives transposed as [K, E] so four channels load as one vector.

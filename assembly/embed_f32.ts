@@ -1,4 +1,4 @@
-// Patch embedding and token assembly (spec §2.1 steps 1-3).
+// Patch embedding and token assembly (MODEL.md §2.1 steps 1-3).
 
 /**
  * im2col: img [C, H, W] (CHW, contiguous) -> patches [M, C*P*P] with M = G*G, token m = gy*G + gx and

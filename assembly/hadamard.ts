@@ -1,4 +1,4 @@
-// The online rotation of a quantized site (QuaRot / MambaQuant R2, spec quantization-methods §6):
+// The online rotation of a quantized site (QuaRot / MambaQuant R2, QUANT-METHODS.md §6):
 //   x <- (x * d) @ H_n / sqrt(n)       per row, n = 2^k or 12 * 2^k, d a per-channel vector (the ±1 signs)
 // with H_{12 * 2^k} = H_12 (x) H_{2^k} (Kronecker; H_{2^k} Sylvester, H_12 Paley's construction for q = 11).
 // Element i * 2^k + j of a row sits at (i, j) of a 12 x 2^k matrix: a fast Walsh-Hadamard butterfly

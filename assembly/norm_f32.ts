@@ -1,4 +1,4 @@
-// RMSNorm (spec §2.2) and the fp32 residual add.
+// RMSNorm (MODEL.md §2.2) and the fp32 residual add.
 //   out[t, j] = x[t, j] * w[j] / sqrt(mean_j(x[t, j]^2) + eps)     over the D channels of one token
 
 import { hsum_f32x4 } from './math_f32x4';

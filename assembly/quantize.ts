@@ -1,4 +1,4 @@
-// fp32 -> int8 activations at a quantized site (spec quantization-methods §2), with the scale and zero
+// fp32 -> int8 activations at a quantized site (QUANT-METHODS.md §2), with the scale and zero
 // point of every row written out for the GEMM epilogue (qgemm.ts):
 //   q[t, i] = clamp(nearest(x[t, i] * inv) + z, qmin, qmax),   inv = f32(1 / scale),   nearest = ties to even
 // The product x * inv is one f32 multiply and f32.nearest rounds half to even, so a host reference that

@@ -1,4 +1,4 @@
-// Selective scan of one branch (spec §2.3 (c)), fp32, state h[E, N] kept per channel in registers.
+// Selective scan of one branch (MODEL.md §2.3 (c)), fp32, state h[E, N] kept per channel in registers.
 //   for t in scan order:  h[c, n] = exp(delta[t, c] * A[c, n]) * h[c, n] + delta[t, c] * B[t, n] * u[t, c]
 //                         y[t, c] = sum_n C[t, n] * h[c, n] + Dskip[c] * u[t, c]
 // A = -exp(A_log) is precomputed at conversion. N is fixed at 16 (every Vim config): the state of one

@@ -38,7 +38,7 @@ const LOGITS_TOL = 1e-5;   // the head over final.norm_cls [1.4e-6]
 
 async function checkFixture(g: Golden, format: 'pth' | 'safetensors'): Promise<void> {
   const file = g.manifest.weights[format];
-  // The stride is not always visible in the shapes (spec §1): pass it as `vimedge convert --stride` would.
+  // The stride is not always visible in the shapes (MODEL.md §1): pass it as `vimedge convert --stride` would.
   const stride = Number(g.manifest.config.stride);
   const { model } = await loadModel(g.bytes(file), file, await readKernelWasm(), { stride });
   g.manifest.inputs.forEach((input, i) => {

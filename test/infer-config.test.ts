@@ -1,5 +1,5 @@
-// inferConfig on Vim-shaped state_dicts (built here from spec §3's table, zeros of the real sizes) and on a
-// tiny real torch.save checkpoint; expectedShapes against the parameter counts in spec §1.
+// inferConfig on Vim-shaped state_dicts (built here from MODEL.md §3's table, zeros of the real sizes) and on a
+// tiny real torch.save checkpoint; expectedShapes against the parameter counts in MODEL.md §1.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { readCheckpoint } from '../src/formats/checkpoint.js';
 import { numel, type StateDict } from '../src/tensor.js';
 import { rejects } from './helpers/rejects.js';
 
-/** Spec §3, general column: the keys and shapes of a Vim state_dict, written out independently of the code. */
+/** MODEL.md §3, general column: the keys and shapes of a Vim state_dict, written out independently of the code. */
 function vimStateDict(D: number, depth: number, L: number, channels = 3, classes = 1000): StateDict {
   const E = 2 * D, N = 16, K = 4, R = Math.ceil(D / 16);
   const shapes: [string, number[]][] = [
@@ -52,7 +52,7 @@ test('Vim-Ti† (730 tokens) is recognised as stride 8 at 224 pixels', () => {
   assert.is(parameterCount(config), 7_250_344);
 });
 
-test('expectedShapes reproduces the parameter counts of Vim-S, Vim-S†, Vim-B and Vim-B† (spec §1)', () => {
+test('expectedShapes reproduces the parameter counts of Vim-S, Vim-S†, Vim-B and Vim-B† (MODEL.md §1)', () => {
   const at = (D: number, long: boolean): VimConfig => ({
     ...VIM_TI, embedDim: D, innerDim: 2 * D, dtRank: Math.ceil(D / 16),
     ...(long ? { stride: 8, gridSize: 27, numTokens: 730, clsIndex: 364 } : {}),

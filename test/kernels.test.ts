@@ -222,7 +222,7 @@ test('combine_gate_scaled_f32 with s = 1 is combine_gate_f32, bit for bit (one s
   assert.equal(Array.from(b.get(scaled, l * e)), Array.from(b.get(plain, l * e)));
 });
 
-test('im2col_f32 copies each patch to one row in the conv weight\'s order (spec §2.1)', async () => {
+test('im2col_f32 copies each patch to one row in the conv weight\'s order (MODEL.md §2.1)', async () => {
   const b = await kernelBench();
   const r = rng(7);
   const [ch, size, p, stride] = [2, 12, 4, 4];

@@ -1,5 +1,5 @@
 /**
- * Model shape (spec §1 notation): L tokens, D embed dim, E = 2D inner dim, N state size, R dt rank,
+ * Model shape (MODEL.md §1 notation): L tokens, D embed dim, E = 2D inner dim, N state size, R dt rank,
  * K conv width, G patch-grid side, M = G*G patches, c = M // 2 class-token index.
  */
 export interface VimConfig {

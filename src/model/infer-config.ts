@@ -1,5 +1,5 @@
 /**
- * A VimConfig read off a state_dict's tensor shapes (spec §1 and §3), followed by a check of every tensor
+ * A VimConfig read off a state_dict's tensor shapes (MODEL.md §1 and §3), followed by a check of every tensor
  * against the key list and shapes that config implies, so a wrong or damaged checkpoint fails here with
  * one message instead of deep inside packing or inference.
  */
@@ -20,7 +20,7 @@ const NORM_EPS = 1e-5;
 const STANDARD_IMAGE_SIZE = 224;
 const MAX_LISTED_PROBLEMS = 10;
 
-/** Every state_dict key of a Vim model with its shape, in the order state_dict() writes them (spec §3). */
+/** Every state_dict key of a Vim model with its shape, in the order state_dict() writes them (MODEL.md §3). */
 export function expectedShapes(config: VimConfig): Map<string, number[]> {
   const { embedDim: D, innerDim: E, dState: N, dtRank: R, dConv: K, patchSize: P } = config;
   const shapes = new Map<string, number[]>([

@@ -1,6 +1,6 @@
 /**
  * The run state: every activation buffer of one forward pass (docs/MODEL.md §2), planned once as byte offsets
- * into the kernels' memory so that no image allocates. Shapes in §1 notation. The loader sizes wasm memory
+ * into the kernels' memory so that no image allocates. Shapes in docs/MODEL.md §1 notation. The loader sizes wasm memory
  * from this plan and the metadata check bounds it against wasm32, so both read the same arithmetic.
  */
 import type { VimConfig } from './config.js';

@@ -5,7 +5,8 @@
  * layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4 for the int8 / int4
  * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is three parallel steps:
  * norm + in_proj split by rows, the two scan branches side by side, gate + out_proj split by rows. An Observer
- * sees the activations between those steps, so observing runs the very same kernel calls.
+ * sees the activations between those steps, so observing runs the very same kernel calls. Every § below is
+ * a section of docs/MODEL.md.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';

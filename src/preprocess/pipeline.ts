@@ -19,7 +19,7 @@ export interface PreprocessSpec {
 }
 
 /**
- * Vim's evaluation pipeline, hustvl/Vim `build_transform(is_train=False)` (spec §4): resize the shorter side to
+ * Vim's evaluation pipeline, hustvl/Vim `build_transform(is_train=False)` (MODEL.md §4): resize the shorter side to
  * int(size / 0.875), bicubic, center-crop the model's input size (224 -> 256 -> 224), ImageNet statistics;
  * greyscale models get the channel-averaged statistics.
  */

@@ -1,5 +1,5 @@
 /**
- * Static activation quantizers from calibration statistics (spec quantization-methods §2): a clipping
+ * Static activation quantizers from calibration statistics (QUANT-METHODS.md §2): a clipping
  * range per site (min-max, percentile, or Lp search on the site's histogram), per tensor or per token.
  * Per-token ranges (PTQ4VM's per-token static) are each token position's own extremes over the calibration
  * set, clipped to the site's range, so they combine with any range estimator.

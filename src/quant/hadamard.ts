@@ -1,5 +1,5 @@
 /**
- * Hadamard rotations for the offline folds (QuaRot, MambaQuant; spec quantization-methods §6, §9.1):
+ * Hadamard rotations for the offline folds (QuaRot, MambaQuant; QUANT-METHODS.md §6, §9.1):
  * H_n for n = 2^k (Sylvester) and n = 12·2^k (H_12 ⊗ H_{2^k}, H_12 by Paley's construction for q = 11),
  * the same matrix assembly/hadamard.ts applies online, and the orthogonal Q = [K·] diag(signs)·H_n/√n.
  */

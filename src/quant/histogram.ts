@@ -1,5 +1,5 @@
 /**
- * A fixed-size histogram of one site's values over all calibration images (spec quantization-methods §2,
+ * A fixed-size histogram of one site's values over all calibration images (QUANT-METHODS.md §2,
  * percentile and Lp ranges): 2048 equal bins over [−half, half], the range doubled (pairs of bins merged,
  * exactly) whenever a larger |x| arrives, so memory does not grow with the number of images.
  */

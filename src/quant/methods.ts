@@ -1,5 +1,5 @@
 /**
- * The quantization methods (spec quantization-methods §4–§9): which statistics of the fp model each needs,
+ * The quantization methods (QUANT-METHODS.md §4–§9): which statistics of the fp model each needs,
  * which function-preserving transforms it applies, and how it sets activation ranges. Weight and
  * activation quantizers themselves are shared (quantize-model.ts).
  */

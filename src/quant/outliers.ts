@@ -1,5 +1,5 @@
 /**
- * Where the outliers are (spec quantization-methods §3): for every quantized site and scan direction,
+ * Where the outliers are (QUANT-METHODS.md §3): for every quantized site and scan direction,
  * max |x| per channel and per token in every block, over the calibration images, before and after a
  * method's transforms. `vimedge outliers` draws it (src/report/outlier-chart.ts) and prints the summary.
  */
@@ -9,7 +9,7 @@ import type { FloatModel } from '../convert/float-model.js';
 import { instantiateFloat } from '../model/model-file.js';
 import { transformModel } from './quantize-model.js';
 
-/** The sites of spec §1 that feed a Linear, by the Linear's name inside a block. */
+/** The sites of QUANT-METHODS.md §1 that feed a Linear, by the Linear's name inside a block. */
 export const SITES = [
   { linear: 'in_proj', site: 'Q_in', direction: '' },
   { linear: 'x_proj', site: 'Q_xp', direction: 'fwd' },

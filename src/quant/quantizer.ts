@@ -1,5 +1,5 @@
 /**
- * The uniform affine quantizer (spec quantization-methods §2) and its range estimators.
+ * The uniform affine quantizer (QUANT-METHODS.md §2) and its range estimators.
  *   q = clamp(round(x / scale) + zero, qmin, qmax),   x̂ = scale · (q − zero),   round = half to even
  * Weights are symmetric with the narrow range ±(2^(b−1) − 1) (no zero point, so the GEMM needs no weight
  * correction). Activations are stored as signed int8 with the full range −2^(b−1)..2^(b−1) − 1: an

@@ -1,5 +1,5 @@
 /**
- * Streaming statistics of one quantization site (the input of one Linear, spec quantization-methods §1),
+ * Streaming statistics of one quantization site (the input of one Linear, QUANT-METHODS.md §1),
  * accumulated image by image with memory independent of the number of images: per-channel and per-token
  * extremes always; on request a histogram (percentile / Lp ranges), the covariance in float64 (KLT), and a
  * seeded reservoir of token rows (OS+ scale search).

@@ -1,5 +1,5 @@
 /**
- * RMSNorm weights folded into the next Linear (spec quantization-methods §6, a prerequisite of R1):
+ * RMSNorm weights folded into the next Linear (QUANT-METHODS.md §6, a prerequisite of R1):
  * (n ⊙ γ)·Wᵀ = n·(W·diag(γ))ᵀ, so in_proj takes γ in its columns and the norm keeps γ = 1 (likewise
  * norm_f into head). RMSNorm without γ commutes with an orthogonal rotation of the residual stream.
  */

@@ -1,5 +1,5 @@
 /**
- * Outlier Suppression+ (spec quantization-methods §5): a per-channel shift z (the midpoint of the channel's
+ * Outlier Suppression+ (QUANT-METHODS.md §5): a per-channel shift z (the midpoint of the channel's
  * range) and scale s, X̃ = (X − z)/s, with the Linear compensating, (X − z)/s · (W·diag(s))ᵀ + W·z = X·Wᵀ.
  * - in_proj input: Vim's RMSNorm has no bias, so the shift stays online (`in_proj.input_shift`, one subtract
  *   per element before quantizing) and W·z becomes an in_proj bias; 1/s folds into γ.

@@ -1,5 +1,5 @@
 /**
- * Orthogonal rotations folded into the weights (QuaRot and MambaQuant; spec quantization-methods §6, §9.1):
+ * Orthogonal rotations folded into the weights (QuaRot and MambaQuant; QUANT-METHODS.md §6, §9.1):
  * (X·Q)·(W·Q)ᵀ = X·Wᵀ for orthogonal Q.
  * - R1, the residual stream (one Q [D, D] for the whole model; needs the norms folded): every producer of
  *   the stream writes x·Q (patch embedding rows, cls token, pos_embed, out_proj rows: W ← Qᵀ·W) and every

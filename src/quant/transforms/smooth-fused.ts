@@ -1,5 +1,5 @@
 /**
- * MambaQuant's smoothing of the out_proj input through the scaled SiLU (spec quantization-methods §9.2, S2):
+ * MambaQuant's smoothing of the out_proj input through the scaled SiLU (QUANT-METHODS.md §9.2, S2):
  * s_k = max(1e-2, √(a_k / w_k)) with a_k = max |g_k| at the out_proj input and w_k = max_j |W_out[j, k]|.
  * The gate rows of in_proj are divided by s (z' = z/s), the gate becomes v·sigmoid(s·v) (`gate_scale`), so
  * ssilu(z') = SiLU(z)/s and the out_proj input arrives as g/s; out_proj's columns are multiplied by s.

@@ -1,5 +1,5 @@
 /**
- * SmoothQuant (spec quantization-methods §4): s_k = a_k^α / w_k^(1−α) moves range from the activation
+ * SmoothQuant (QUANT-METHODS.md §4): s_k = a_k^α / w_k^(1−α) moves range from the activation
  * channel k to the weight column k, X·diag(1/s) · (W·diag(s))ᵀ = X·Wᵀ, folded where Vim has an exact fold:
  * - in_proj input: 1/s into the RMSNorm weight γ;
  * - dt_proj input (per direction): 1/s into the dt rows of x_proj (and their bias, if any).
