@@ -6,6 +6,7 @@
 import { fail } from '../errors.js';
 import { isHadamardSize } from '../model/contract.js';
 import type { Random } from './random.js';
+import { matmul } from './linalg.js';
 
 /** H_12 = I + [[0, 1ᵀ], [−1, Q11]], Q11[i][j] = χ(j − i), χ the quadratic character mod 11 (squares 1, 3, 4, 5, 9). */
 export function paley12(): Int8Array {
@@ -58,14 +59,5 @@ export function rotationMatrix(n: number, signs: Float64Array, basis?: Float64Ar
   const norm = 1 / Math.sqrt(n);
   const sh = new Float64Array(n * n);
   for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) sh[a * n + b] = signs[a] * h[a * n + b] * norm;
-  if (!basis) return sh;
-  const q = new Float64Array(n * n);
-  for (let a = 0; a < n; a++) {
-    for (let c = 0; c < n; c++) {
-      const kac = basis[a * n + c];
-      if (kac === 0) continue;
-      for (let b = 0; b < n; b++) q[a * n + b] += kac * sh[c * n + b];
-    }
-  }
-  return q;
+  return basis ? matmul(basis, sh, n, n, n) : sh;
 }
