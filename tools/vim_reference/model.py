@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Optional
 import torch
 import torch.nn.functional as F
 
-from .config import RMS_EPS, SOFTPLUS_THRESHOLD, Tensors, direction_keys
+from .config import RMS_EPS, SOFTPLUS_THRESHOLD, Tensors, VimConfig, direction_keys
 from .scan import selective_scan
 
 SELF_CHECK_TOL = 1e-12     # float64 agreement required between equivalent formulations
@@ -209,7 +209,10 @@ def forward(sd: Tensors, img: torch.Tensor, stride: int, dtype: torch.dtype = to
 # --------------------------------------------------------------------------------------------------------------
 
 def _random_mixer_params(gen: torch.Generator, D: int, N: int, K: int, dtype) -> Tensors:
-    E, R = 2 * D, -(-D // 16)
+    """One layer's mixer parameters (keys without the 'layers.{i}.mixer.' prefix), random around their inits."""
+    dims = VimConfig(img_size=1, in_chans=1, patch=1, stride=1, embed_dim=D, depth=1, num_classes=1, d_state=N,
+                     d_conv=K)
+    E, R = dims.inner, dims.dt_rank
 
     def rnd(*shape, std=1.0):
         return torch.randn(*shape, generator=gen, dtype=dtype) * std
