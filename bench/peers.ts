@@ -5,7 +5,7 @@
  *        [--peers pytorch,ort-web-1,ort-web-2,ort-node-1,ort-node-2,ort-node] [--keep DIR] [--json]
  *
  * 1. tools/export_onnx.py exports the checkpoint to ONNX (fp32, standard operators only; the selective scan is an
- *    unrolled token loop, see tools/peer_model.py) into a temporary folder, with one input (the synthetic image of
+ *    unrolled token loop, see training/vim_model.py) into a temporary folder, with one input (the synthetic image of
  *    `vimedge bench`) and PyTorch's fp32 logits for it.
  * 2. Before any timing, onnxruntime-node runs that input and its logits are compared with PyTorch's: the max
  *    abs / relative difference is printed and a relative difference above 1e-4 (max|a - b| / max|b|) stops the

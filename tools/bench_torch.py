@@ -56,17 +56,16 @@ def main(argv=None) -> int:
 
     t_import = time.perf_counter()
     import torch
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import peer_model as pm
+    import vim_reference as ref
     import_ms = (time.perf_counter() - t_import) * 1e3
     torch.set_num_threads(args.threads)
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        sd = pm.load_state_dict(args.model)
-        cfg = pm.config_from_state_dict(sd, args.image_size, args.stride)
-        model = pm.build_model(sd, cfg)
-        pm.use_eager_scan(model)
+        sd = ref.load_state_dict(args.model)
+        cfg = ref.config_from_state_dict(sd, args.image_size, args.stride)
+        model = pm.build_model(sd, cfg, 'chunked')
         x = pm.bench_input(cfg)
         t1 = time.perf_counter()
         logits = model(x)

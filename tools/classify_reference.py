@@ -15,8 +15,7 @@ import torchvision.transforms as T
 from torchvision.transforms import InterpolationMode
 from PIL import Image
 
-sys.path.insert(0, __file__.rsplit('/', 1)[0])
-import vim_reference as ref  # noqa: E402
+import vim_reference as ref
 
 
 def preprocess(path: str, spec: dict) -> torch.Tensor:
@@ -32,7 +31,7 @@ def preprocess(path: str, spec: dict) -> torch.Tensor:
 def main() -> None:
     model, spec_json, images = sys.argv[1], sys.argv[2], sys.argv[3:]
     spec = json.loads(spec_json)
-    sd = torch.load(model, map_location='cpu')['model']
+    sd = ref.load_state_dict(model)
     for path in images:
         logits, _ = ref.forward(sd, preprocess(path, spec), stride=spec['stride'], dtype=torch.float64)
         print(json.dumps({'file': path, 'logits': logits.tolist()}))

@@ -7,14 +7,15 @@ What it measures / checks (used by bench/peers.ts, the peer side of the speed be
   * builds training/vim_model.py's VisionMamba from an official checkpoint ({'model': state_dict}); image size,
     channels, patch and classes come from the checkpoint (patch_embed weight, pos_embed rows), stride = patch
     unless --stride / --image-size say otherwise;
-  * swaps the selective scan for one written with plain tensor ops (tools/peer_model.py explains why the default
-    is one unrolled token loop for both directions) and exports it with torch.onnx.export, part by part (patch
+  * sets the model's scan to one written with plain tensor ops (the default 'joint', one unrolled token loop for
+    both directions: training/vim_model.py `Mixer.forward_joint` says why; 'ref', the reference loop per direction)
+    and exports it with torch.onnx.export, part by part (patch
     embedding, one block, head; `export_stitched` says why) into one graph: opset 17, batch 1, input "input"
     [1, C, H, W], output "logits" [1, classes]. The default ONNX export type refuses anything outside the
     standard operator set, and the written graph goes through the ONNX checker and an operator-domain audit;
   * computes, on one deterministic input (the same formula as `vimedge bench`: 2 sin(12.9898 i)), the logits of
     PyTorch eager fp32 (the model's own CPU scan, what tools/bench_torch.py times), of the rewritten-scan model
-    and of the float64 functional reference (tools/vim_reference.py), and prints max abs / rel differences;
+    and of the float64 functional reference (tools/vim_reference/), and prints max abs / rel differences;
   * runs the ONNX file with onnxruntime when its Python package is importable (Debian has none) and otherwise
     leaves that comparison to bench/peers.ts (onnxruntime-node), writing what it needs next to OUT.onnx:
     OUT.input.f32 (raw little-endian float32 input) and OUT.check.json (reference logits, config, tolerance).
@@ -31,11 +32,11 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peer_model as pm  # noqa: E402
-import vim_reference as ref  # noqa: E402
+import peer_model as pm
+import vim_reference as ref
 
 FORMAT = 'vimedge-onnx-check'
+EXPORT_SCANS = ('joint', 'ref')      # vim_model scans that trace into standard ONNX operators
 
 
 def diff(a: torch.Tensor, b: torch.Tensor) -> dict:
@@ -185,17 +186,18 @@ def main(argv=None) -> int:
     ap.add_argument('out', help='ONNX file to write')
     ap.add_argument('--image-size', type=int, help='input side H = W (default: from pos_embed and stride = patch)')
     ap.add_argument('--stride', type=int, help='patch stride (default: patch, or what --image-size implies)')
-    ap.add_argument('--scan', choices=pm.EXPORT_CHOICES, default='joint',
-                    help='how the selective scan is written in the graph (default joint, see tools/peer_model.py)')
+    ap.add_argument('--scan', choices=EXPORT_SCANS, default='joint',
+                    help='how the selective scan is written in the graph (default joint, see training/vim_model.py '
+                         'Mixer.forward_joint)')
     ap.add_argument('--opset', type=int, default=17)
     ap.add_argument('--tol', type=float, default=1e-4, help='max relative logits difference (default 1e-4)')
     ap.add_argument('--no-f64', action='store_true', help='skip the float64 reference comparison')
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get('VIM_EXPORT_THREADS', '2')))
 
-    sd = pm.load_state_dict(args.model)
-    cfg = pm.config_from_state_dict(sd, args.image_size, args.stride)
-    model = pm.build_model(sd, cfg)
+    sd = ref.load_state_dict(args.model)
+    cfg = ref.config_from_state_dict(sd, args.image_size, args.stride)
+    model = pm.build_model(sd, cfg, 'chunked')
     info = pm.describe(cfg, model)
     print(f"model {args.model}: {info['in_chans']}x{info['img_size']}x{info['img_size']}, patch {cfg.patch} "
           f"stride {cfg.stride}, {cfg.tokens} tokens, D {cfg.embed_dim}, depth {cfg.depth}, "
@@ -213,9 +215,8 @@ def main(argv=None) -> int:
             failed.append(name)
 
     with torch.no_grad():
-        pm.use_eager_scan(model)                                  # the training model's own CPU eager path
-        logits_eager = model(x)[0]
-        pm.use_export_scan(model, args.scan)
+        logits_eager = model(x)[0]                                # the model's own CPU eager path ('chunked')
+        model.set_scan(args.scan)
         logits_rewritten = model(x)[0]
         print('PyTorch fp32 checks:')
         check(f'{args.scan}-scan model vs eager fp32', logits_rewritten, logits_eager)

@@ -6,13 +6,13 @@ For one config this writes into --out:
   input-<i>.f32        3 seeded normalised inputs [C, H, W], raw little-endian float32
   dump-<name>.f32      intermediate tensors of input 0 from the float64 reference, rounded to float32
   manifest.json        config, logits (float64 and torch-float32), top-5, dump index, fp32-vs-fp64 errors
-Every field of the manifest is documented in tools/README.md. The reference itself is tools/vim_reference.py.
+Every field of the manifest is documented in tools/README.md. The reference itself is tools/vim_reference/.
 
   /usr/bin/python3 tools/make_golden_fixtures.py --config small --out test/fixtures/small/small
   /usr/bin/python3 tools/make_golden_fixtures.py --all-small            # -> test/fixtures/small/<config>/
   /usr/bin/python3 tools/make_golden_fixtures.py --tiny --out test/fixtures/generated/tiny --skip-if-current
 
-Glossary: see vim_reference.py (C, H, P, S, G, M, L, c, D, E, N, R, K).
+Glossary: see vim_reference/__init__.py (C, H, P, S, G, M, L, c, D, E, N, R, K).
 """
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vim_reference as ref  # noqa: E402
+import vim_reference as ref
 
 # Bump when the meaning or content of the outputs changes (weights, inputs, dumps, manifest fields).
 GENERATOR_VERSION = 1
@@ -42,7 +41,7 @@ NUM_INPUTS = 3
 TOP_K = 5
 SMALL_ROOT = Path('test/fixtures/small')
 
-# name -> (config, seed, trace_mixer). The small ones are committed; tiny is the real Vim-Ti shape, generated
+# name -> (config, seed, trace_mixer). The small ones are committed; tiny is the published Vim-Ti shape, generated
 # in CI. trace_mixer: also dump layer 0's mixer internals ([L, E] each); skipped for the committed configs whose
 # mixer is the same code at another L, to keep test/fixtures/small under 2 MB.
 CONFIGS: Dict[str, tuple] = {
@@ -52,8 +51,7 @@ CONFIGS: Dict[str, tuple] = {
                                     num_classes=10), 1002, False),
     'small-gray': (ref.VimConfig(img_size=28, in_chans=1, patch=4, stride=4, embed_dim=32, depth=3,
                                  num_classes=10), 1003, False),
-    'tiny': (ref.VimConfig(img_size=224, in_chans=3, patch=16, stride=16, embed_dim=192, depth=24,
-                           num_classes=1000), 1004, True),
+    'tiny': (ref.VARIANTS['vim-tiny'], 1004, True),
 }
 SMALL_CONFIGS = ('small', 'small-stride8', 'small-gray')
 
@@ -179,8 +177,8 @@ def source_sha256() -> str:
     """Hash of the generator and the reference: a changed source makes generated fixtures stale."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ('vim_reference.py', 'make_golden_fixtures.py'):
-        h.update((here / name).read_bytes())
+    for path in sorted((here / 'vim_reference').glob('*.py')) + [here / 'make_golden_fixtures.py']:
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

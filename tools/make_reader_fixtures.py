@@ -8,7 +8,6 @@ file -> key -> {"shape", "f32"}, where f32 is base64 of the little-endian float3
 """
 import argparse
 import base64
-import io
 import json
 import struct
 import sys
@@ -17,6 +16,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+
+from vim_reference import VimConfig, expected_shapes
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / 'test/fixtures/readers'
 expected = {}
@@ -47,26 +48,12 @@ def plain_state_dict():
     ])
 
 
-def tiny_vim_state_dict(D=8, depth=2, N=4, K=4, P=4, L=17, classes=5, C=3):
-    """Spec §3 keys at a tiny size (not a trained model: shapes and exact values are what matter)."""
-    E, R = 2 * D, -(-D // 16)
+def tiny_vim_state_dict():
+    """Spec §3 keys at a tiny size (D 8, depth 2, N 4, L 17, 5 classes; not a trained model: shapes and exact
+    values are what matter), drawn in the official key order."""
+    cfg = VimConfig(img_size=16, in_chans=3, patch=4, stride=4, embed_dim=8, depth=2, num_classes=5, d_state=4)
     g = torch.Generator().manual_seed(2)
-    r = lambda *s: torch.randn(*s, generator=g)
-    sd = OrderedDict([('cls_token', r(1, 1, D)), ('pos_embed', r(1, L, D)),
-                      ('patch_embed.proj.weight', r(D, C, P, P)), ('patch_embed.proj.bias', r(D)),
-                      ('head.weight', r(classes, D)), ('head.bias', r(classes))])
-    for i in range(depth):
-        m = f'layers.{i}.mixer.'
-        for name, shape in [('A_log', (E, N)), ('D', (E,)), ('A_b_log', (E, N)), ('D_b', (E,)),
-                            ('in_proj.weight', (2 * E, D)), ('conv1d.weight', (E, 1, K)), ('conv1d.bias', (E,)),
-                            ('x_proj.weight', (R + 2 * N, E)), ('dt_proj.weight', (E, R)), ('dt_proj.bias', (E,)),
-                            ('conv1d_b.weight', (E, 1, K)), ('conv1d_b.bias', (E,)),
-                            ('x_proj_b.weight', (R + 2 * N, E)), ('dt_proj_b.weight', (E, R)),
-                            ('dt_proj_b.bias', (E,)), ('out_proj.weight', (D, E))]:
-            sd[m + name] = r(*shape)
-        sd[f'layers.{i}.norm.weight'] = r(D)
-    sd['norm_f.weight'] = r(D)
-    return sd
+    return OrderedDict((k, torch.randn(*shape, generator=g)) for k, shape in expected_shapes(cfg).items())
 
 
 def training_checkpoint(sd):

@@ -1,12 +1,9 @@
-"""Selective scan (the SSM recurrence of the Mamba mixer, spec §2.3 (c)) for training and evaluation.
+"""The fast selective scans that training needs, each checked against the reference loop
+(tools/vim_reference/scan.py, `selective_scan`) by training/test_scan.py.
 
-Glossary (spec notation):
-  B  batch            L  tokens (50 for 28x28 / patch 4)      E  inner channels (2 * D = 384 for Vim-Tiny)
-  N  state size (16)  T  chunk length of the chunked scan      nC number of chunks = ceil(L / T)
+Glossary: tools/vim_reference/__init__.py, plus  T  chunk length of the chunked scan,  nC = ceil(L / T) chunks.
 In code the batch size is `Bsz`, so that `B` / `Bm` can name the input matrix of the SSM, as in the papers.
-
-The recurrence, for one image and one direction, with the state h[E, N] = 0 before the first token of the scan
-order (forward: t = 0..L-1, reverse: t = L-1..0):
+The recurrence, for one image and one direction, with h[E, N] = 0 before the first token of the scan order:
 
     h_t = exp(delta_t ⊗ A) ⊙ h_{t-1} + (delta_t * u_t) ⊗ B_t            a_t := exp(delta_t ⊗ A), b_t := ...
     y_t = h_t · C_t     (sum over N)
@@ -14,13 +11,11 @@ order (forward: t = 0..L-1, reverse: t = L-1..0):
 Shapes: u, delta, y [Bsz, L, E];  A [E, N] (negative);  Bm, Cm [Bsz, L, N].  The D skip (y + D * u) is not part
 of these functions: the model adds it, autograd handles it.
 
-Two scan implementations with one signature `fn(u, delta, A, Bm, Cm, reverse) -> y`:
-
-* `selective_scan_ref`      the sequential loop, out of place, plain autograd. The reference in tests; slow.
 * `selective_scan_chunked`  exact chunked scan, pure PyTorch, custom autograd (forward and backward written out),
                             so autograd keeps only the [Bsz, L, E] / [Bsz, L, N] inputs and no [Bsz, L, E, N] state.
                             Runs anywhere (CPU tests, CPU evaluation, GPU fallback). When no input needs a gradient
                             (evaluation) it streams token by token with only the [Bsz, E, N] state (`_scan_stream`).
+                            Same signature as the reference: fn(u, delta, A, Bm, Cm, reverse) -> y.
 
 and, for the GPU, fused Triton kernels (second half of this file; optional): `ssm_scan_triton` (softplus(dt +
 bias), the scan with its state in registers, D skip; its backward runs the adjoint recurrence), `conv_silu_triton`
@@ -58,28 +53,9 @@ from typing import Optional
 import torch
 
 
-
 def _no_autocast(device_type: str):
     """The scan is fp32 by design (spec §5): make sure no surrounding autocast turns its einsums into bf16."""
     return torch.autocast(device_type=device_type if device_type in ('cuda', 'cpu') else 'cpu', enabled=False)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Reference: the sequential loop, exactly as written in spec §2.3 (c)
-# ----------------------------------------------------------------------------------------------------------------
-
-def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor, Cm: torch.Tensor,
-                       reverse: bool = False) -> torch.Tensor:
-    """y [Bsz, L, E] from u, delta [Bsz, L, E], A [E, N], Bm, Cm [Bsz, L, N]; one token at a time."""
-    Bsz, L, E = u.shape
-    h = u.new_zeros(Bsz, E, A.shape[1])
-    ys = [None] * L
-    order = range(L - 1, -1, -1) if reverse else range(L)
-    for t in order:
-        a = torch.exp(delta[:, t, :, None] * A)                                  # [Bsz, E, N]
-        h = a * h + (delta[:, t] * u[:, t])[:, :, None] * Bm[:, t, None, :]
-        ys[t] = (h * Cm[:, t, None, :]).sum(-1)                                  # [Bsz, E]
-    return torch.stack(ys, dim=1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -157,7 +133,7 @@ def _states(u, delta, A, Bm, T, reverse, out_a: Optional[torch.Tensor] = None):
 
 def _scan_stream(u, delta, A, Bm, Cm, reverse: bool) -> torch.Tensor:
     """Forward only (no gradient wanted): one token at a time with just the [Bsz, E, N] state, never the
-    [Bsz, L, E, N] tensors. The same arithmetic as `selective_scan_ref`, in place. At evaluation batch sizes the
+    [Bsz, L, E, N] tensors. The reference's arithmetic, in place, batched. At evaluation batch sizes the
     state stays in cache on a CPU (batch 64: 1.5 MB), so this is the fastest exact path there, and on a GPU it
     moves about as many bytes as the chunked scan."""
     Bsz, L, E = u.shape
@@ -222,7 +198,7 @@ class _ChunkedScan(torch.autograd.Function):
 
 
 def selective_scan_chunked(u, delta, A, Bm, Cm, reverse: bool = False, chunk: Optional[int] = None) -> torch.Tensor:
-    """Exact chunked scan with a hand-written backward. Inputs as `selective_scan_ref`; any float dtype."""
+    """Exact chunked scan with a hand-written backward. Inputs as the reference `selective_scan`; any float dtype."""
     u, delta, Bm, Cm = (x.contiguous() for x in (u, delta, Bm, Cm))
     T = chunk if chunk else default_chunk(u.shape[1], u.device)
     return _ChunkedScan.apply(u, delta, A.contiguous(), Bm, Cm, bool(reverse), int(T))
@@ -645,11 +621,12 @@ def triton_self_test(device: torch.device, log=print) -> bool:
     if not HAVE_TRITON or device.type != 'cuda':
         return False
     try:
-        from vim_model import Mixer, VimConfig          # late import: vim_model imports this module
+        from vim_model import Mixer                     # late import: vim_model imports this module
+        from vim_reference import VARIANTS
         worst = 0.0
         for D, L, amp in ((192, 50, False), (40, 37, False), (192, 50, True)):
             torch.manual_seed(D + L)
-            mixer = Mixer(VimConfig(embed_dim=D)).to(device)
+            mixer = Mixer(VARIANTS['vim-fmnist'].replace(embed_dim=D)).to(device)
             with torch.no_grad():
                 for name, p in mixer.named_parameters():
                     p.add_(torch.randn_like(p) * 0.1 * (p.abs().mean() + 0.1))
@@ -681,6 +658,3 @@ def triton_self_test(device: torch.device, log=print) -> bool:
     except Exception as exc:  # compile or launch failure: report, fall back
         log(f'triton self-test FAILED with {type(exc).__name__}: {str(exc)[:800]}')
         return False
-
-
-SCANS = {'ref': selective_scan_ref, 'chunked': selective_scan_chunked, 'triton': None}   # triton: fused path

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""CPU tests for the training code: /usr/bin/python3 training/test_scan.py   (torch 1.13 or newer, ~1 min)
+"""Tests of the training code against the reference (tools/vim_reference/):
+/usr/bin/python3 training/test_scan.py   (torch 1.13 or newer; ~30 s on 2 cores; test/python-reference.test.ts
+runs it in `npm test`)
 
-* chunked scan == sequential reference in float64 (~1e-10 relative or better): both directions, chunk lengths
+* chunked scan == the reference scan loop in float64 (~1e-10 relative or better): both directions, chunk lengths
   that divide L, that do not (padding) and that exceed L, decays down to exp(-80); all five gradients too;
   torch.autograd.gradcheck on the hand-written backward.
-* the model's forward in float64 == an explicit per-token loop written from spec §2 (flip formulation of the
-  backward branch, conv and scan one token at a time), for the 'ref' and 'chunked' scans; and == tools/
-  vim_reference.py when that file is present.
+* the model's forward in float64 == the functional reference (vim_reference.forward: flip formulation of the
+  backward branch, scan one token at a time), for the 'ref', 'chunked' and 'joint' (ONNX export) scans, both
+  conv implementations, with and without gradients; the reference's own self-check of equivalent formulations.
+* the fused Triton kernels == the PyTorch path (GPU only: skipped, with the reason, without CUDA and Triton).
 * the official key list / shapes / parameter count of the shipped config, the Mamba initialisation, the idx reader.
 Closes with the plain line "N passed, N failed".
 """
@@ -19,13 +22,16 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'tools'))       # vim_reference
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scan import selective_scan_chunked, selective_scan_ref
-from vim_model import VimConfig, VisionMamba, expected_shapes
+import vim_reference as ref
+from vim_reference import VARIANTS, expected_shapes, selective_scan
+from scan import HAVE_TRITON, selective_scan_chunked, triton_self_test
+from vim_model import VisionMamba
 import data as fmnist
 
 TOL = 1e-10
@@ -60,7 +66,7 @@ class ScanTests(unittest.TestCase):
             for harsh in (False, True):
                 u, delta, A, Bm, Cm = scan_inputs(self.gen, Bsz, L, E, N, harsh)
                 for reverse in (False, True):
-                    ref = selective_scan_ref(u, delta, A, Bm, Cm, reverse=reverse)
+                    ref = selective_scan(u, delta, A, Bm, Cm, reverse=reverse)
                     for T in (None, 1, 3, 5, 7, 10, L, L + 4):
                         # inputs that need grad -> chunked states; plain inputs -> streaming (no-grad) path
                         for ins in ((u, delta, A, Bm, Cm), (u.requires_grad_(True), delta, A, Bm, Cm)):
@@ -72,7 +78,7 @@ class ScanTests(unittest.TestCase):
     def test_reverse_is_flipped_forward(self):
         u, delta, A, Bm, Cm = scan_inputs(self.gen, 2, 23, 6, 8)
         fl = lambda t: t.flip(1)
-        want = fl(selective_scan_ref(fl(u), fl(delta), A, fl(Bm), fl(Cm)))
+        want = fl(selective_scan(fl(u), fl(delta), A, fl(Bm), fl(Cm)))
         got = selective_scan_chunked(u, delta, A, Bm, Cm, reverse=True, chunk=4)
         self.assertLess(rel(got, want), TOL)
 
@@ -83,7 +89,7 @@ class ScanTests(unittest.TestCase):
                 gy = torch.randn(Bsz, L, E, generator=self.gen, dtype=torch.float64)
                 for reverse in (False, True):
                     ins = [t.clone().requires_grad_(True) for t in base]
-                    ref = torch.autograd.grad((selective_scan_ref(*ins, reverse=reverse) * gy).sum(), ins)
+                    ref = torch.autograd.grad((selective_scan(*ins, reverse=reverse) * gy).sum(), ins)
                     for T in (None, 1, 4, 5, L):
                         ins = [t.clone().requires_grad_(True) for t in base]
                         y = selective_scan_chunked(*ins, reverse=reverse, chunk=T)
@@ -100,71 +106,7 @@ class ScanTests(unittest.TestCase):
                     lambda *a: selective_scan_chunked(*a, reverse=reverse, chunk=T), ins))
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Explicit per-token model loop (spec §2), independent of vim_model.py
-# ----------------------------------------------------------------------------------------------------------------
-
-def silu(v):
-    return v * torch.sigmoid(v)
-
-
-def rms(x, w, eps=1e-5):
-    return x * w / torch.sqrt((x * x).mean(-1, keepdim=True) + eps)
-
-
-def branch_loop(x, conv_w, conv_b, xp, dtp_w, dtp_b, A_log, Dskip):
-    """Causal branch, one token at a time. x [L, E] -> y [L, E]."""
-    L, E = x.shape
-    K = conv_w.shape[-1]
-    N = A_log.shape[1]
-    R = dtp_w.shape[1]
-    A = -torch.exp(A_log)
-    h = torch.zeros(E, N, dtype=x.dtype)
-    ys = []
-    for t in range(L):
-        acc = conv_b.clone()
-        for k in range(K):
-            s = t - (K - 1) + k
-            if s >= 0:
-                acc = acc + conv_w[:, 0, k] * x[s]
-        u = silu(acc)                                            # [E]
-        xd = xp @ u                                              # [R + 2N]
-        dtr, Bt, Ct = xd[:R], xd[R:R + N], xd[R + N:]
-        delta = F.softplus(dtp_w @ dtr + dtp_b)                  # [E]
-        h = torch.exp(delta[:, None] * A) * h + (delta * u)[:, None] * Bt[None, :]
-        ys.append(h @ Ct + Dskip * u)
-    return torch.stack(ys)
-
-
-def model_loop(sd, cfg: VimConfig, img):
-    """img [C_in, H, W] float64 -> logits [classes]."""
-    P, S, G, D = cfg.patch, cfg.stride, cfg.grid, cfg.embed_dim
-    E = cfg.inner
-    toks = []
-    for gy in range(G):
-        for gx in range(G):
-            patch = img[:, gy * S:gy * S + P, gx * S:gx * S + P]
-            toks.append((sd['patch_embed.proj.weight'] * patch[None]).sum((1, 2, 3)) + sd['patch_embed.proj.bias'])
-    c = cfg.cls_index
-    X = torch.stack(toks[:c] + [sd['cls_token'][0, 0]] + toks[c:]) + sd['pos_embed'][0]
-    resid = X
-    for i in range(cfg.depth):
-        p = lambda k: sd[f'layers.{i}.mixer.{k}']
-        n = rms(resid, sd[f'layers.{i}.norm.weight'])
-        xz = n @ p('in_proj.weight').T
-        x, z = xz[:, :E], xz[:, E:]
-        y_f = branch_loop(x, p('conv1d.weight'), p('conv1d.bias'), p('x_proj.weight'), p('dt_proj.weight'),
-                          p('dt_proj.bias'), p('A_log'), p('D'))
-        # Backward branch as the source does it: flip the tokens, run the causal branch, flip back.
-        y_b = branch_loop(x.flip(0), p('conv1d_b.weight'), p('conv1d_b.bias'), p('x_proj_b.weight'),
-                          p('dt_proj_b.weight'), p('dt_proj_b.bias'), p('A_b_log'), p('D_b')).flip(0)
-        h = ((y_f + y_b) / 2 * silu(z)) @ p('out_proj.weight').T
-        resid = resid + h
-    f = rms(resid[c], sd['norm_f.weight'])
-    return sd['head.weight'] @ f + sd['head.bias']
-
-
-def random_model(cfg: VimConfig, seed: int) -> VisionMamba:
+def random_model(cfg, seed: int) -> VisionMamba:
     """Model with its Mamba init, then every tensor perturbed so that no parameter sits at a special value."""
     torch.manual_seed(seed)
     m = VisionMamba(cfg).double()
@@ -175,14 +117,19 @@ def random_model(cfg: VimConfig, seed: int) -> VisionMamba:
     return m.eval()
 
 
-class ModelTests(unittest.TestCase):
-    cfg = VimConfig(img_size=28, in_chans=1, patch=4, stride=4, num_classes=10, embed_dim=16, depth=2)
+def reference_logits(m: VisionMamba, img: torch.Tensor) -> torch.Tensor:
+    """The functional reference (tools/vim_reference) on the model's weights: img [Bsz, C, H, W] -> [Bsz, classes]."""
+    sd = {k: v.detach() for k, v in m.state_dict().items()}
+    return torch.stack([ref.forward(sd, im, stride=m.cfg.stride)[0] for im in img])
 
-    def test_forward_matches_token_loop(self):
+
+class ModelTests(unittest.TestCase):
+    cfg = VARIANTS['vim-fmnist'].replace(embed_dim=16, depth=2)
+
+    def test_forward_matches_reference(self):
         m = random_model(self.cfg, 1)
-        sd = {k: v.detach() for k, v in m.state_dict().items()}
         img = torch.randn(3, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-        want = torch.stack([model_loop(sd, self.cfg, im) for im in img])
+        want = reference_logits(m, img)
         for impl, chunk in (('ref', None), ('chunked', None), ('chunked', 7), ('chunked', 50)):
             m.set_scan(impl, chunk)
             for conv in ('conv', 'shift'):
@@ -193,19 +140,17 @@ class ModelTests(unittest.TestCase):
                         got = m(img)
                     self.assertLess(rel(got.detach(), want), TOL, f'{impl} chunk={chunk} conv={conv} grad={grad}')
 
-    def test_matches_tools_reference(self):
-        try:
-            sys.path.insert(0, os.path.join(HERE, '..', 'tools'))
-            import vim_reference
-        except Exception as exc:  # the file belongs to another part of the project
-            self.skipTest(f'tools/vim_reference.py not importable: {exc}')
+    def test_joint_export_scan_matches_reference(self):
         m = random_model(self.cfg, 3)
-        sd = {k: v.detach() for k, v in m.state_dict().items()}
         img = torch.randn(2, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+        m.set_scan('joint')
         with torch.no_grad():
             got = m(img)
-        want = torch.stack([vim_reference.forward(sd, im, stride=4)[0] for im in img])
-        self.assertLess(rel(got, want), TOL)
+        self.assertLess(rel(got, reference_logits(m, img)), TOL)
+
+    def test_reference_self_check(self):
+        checks = ref.self_check()      # raises past its tolerance: flip vs direct branch, gating once vs per branch
+        self.assertLessEqual(max(checks.values()), ref.SELF_CHECK_TOL)
 
     def test_train_mode_without_drop_path_is_eval(self):
         m = random_model(self.cfg, 5)
@@ -217,7 +162,7 @@ class ModelTests(unittest.TestCase):
         self.assertLess(rel(b, a), 1e-14)
 
     def test_official_keys_shapes_and_count(self):
-        cfg = VimConfig()                                   # the shipped model
+        cfg = VARIANTS['vim-fmnist']                        # the shipped model
         self.assertEqual((cfg.grid, cfg.tokens, cfg.cls_index, cfg.inner, cfg.dt_rank), (7, 50, 24, 384, 12))
         m = VisionMamba(cfg)
         sd = m.state_dict()
@@ -232,7 +177,7 @@ class ModelTests(unittest.TestCase):
         self.assertFalse(any('bias' in k for k in sd if 'in_proj' in k or 'x_proj' in k or 'out_proj' in k))
 
     def test_mamba_initialisation(self):
-        cfg = VimConfig(embed_dim=64, depth=3)
+        cfg = VARIANTS['vim-fmnist'].replace(embed_dim=64, depth=3)
         m = VisionMamba(cfg)
         R = cfg.dt_rank
         for layer in m.layers:
@@ -248,7 +193,7 @@ class ModelTests(unittest.TestCase):
             self.assertTrue(torch.all(layer.norm.weight == 1))
 
     def test_param_groups(self):
-        m = VisionMamba(VimConfig(embed_dim=32, depth=2))
+        m = VisionMamba(VARIANTS['vim-fmnist'].replace(embed_dim=32, depth=2))
         decay, no_decay = m.param_groups(0.05)
         names = {id(p): n for n, p in m.named_parameters()}
         nd = {names[id(p)] for p in no_decay['params']}
@@ -258,6 +203,12 @@ class ModelTests(unittest.TestCase):
         d = {names[id(p)] for p in decay['params']}
         self.assertIn('layers.0.mixer.in_proj.weight', d)
         self.assertEqual(len(d) + len(nd), len(names))
+
+
+class TritonTests(unittest.TestCase):
+    @unittest.skipUnless(HAVE_TRITON and torch.cuda.is_available(), 'GPU only: needs CUDA and Triton')
+    def test_fused_kernels_match_pytorch(self):
+        self.assertTrue(triton_self_test(torch.device('cuda')))
 
 
 class DataTests(unittest.TestCase):
@@ -297,7 +248,8 @@ class DataTests(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    torch.set_num_threads(os.cpu_count() or 1)
+    # The tensors here are tiny: more threads only add synchronisation (20-50x slower on a busy 2-core machine).
+    torch.set_num_threads(1)
     result = unittest.main(exit=False, verbosity=2).result
     failed = len(result.failures) + len(result.errors)
     skipped = len(result.skipped)

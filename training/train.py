@@ -31,7 +31,9 @@ import platform
 import sys
 from collections import OrderedDict
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'tools'))       # vim_reference: the model's facts and reference
 
 import numpy as np
 import torch
@@ -40,10 +42,12 @@ import torch.nn.functional as F
 from data import DEFAULT_DIR, LABELS, load_fashion_mnist, load_split, pixel_mean_std
 import scan as scan_ops
 from scan import HAVE_TRITON, triton_self_test
-from vim_model import VimConfig, VisionMamba, expected_shapes
+from vim_model import VisionMamba
+from vim_reference import RMS_EPS, VARIANTS, VimConfig, config_from_state_dict, expected_shapes, load_state_dict
 
 PART_BYTES = 15 * 1024 * 1024
 CKPT_NAME = 'vim_fmnist.pth'
+SHIPPED = VARIANTS['vim-fmnist']     # the model's defaults; the image side and channels are Fashion-MNIST's
 
 
 def log(msg: str) -> None:
@@ -56,9 +60,9 @@ def parse_args(argv=None):
     a('--data', default=DEFAULT_DIR, help='folder with the four Fashion-MNIST .gz files')
     a('--out', default='out', help='output folder')
     # model (defaults = the shipped model)
-    a('--dim', type=int, default=192, help='D')
-    a('--depth', type=int, default=24)
-    a('--patch', type=int, default=4)
+    a('--dim', type=int, default=SHIPPED.embed_dim, help='D')
+    a('--depth', type=int, default=SHIPPED.depth)
+    a('--patch', type=int, default=SHIPPED.patch, help='P = S')
     a('--drop-path', type=float, default=0.05)
     # recipe
     a('--epochs', type=int, default=45, help='planned epochs (at most; fitted to --time-budget-min)')
@@ -356,19 +360,9 @@ def save_checkpoint(model: VisionMamba, out_dir: str, save_full: bool) -> dict:
     return info
 
 
-def config_from_state_dict(sd) -> VimConfig:
-    """Recover the shape config from official keys (stride = patch, as the shipped model)."""
-    D = sd['cls_token'].shape[-1]
-    depth = len({k.split('.')[1] for k in sd if k.startswith('layers.')})
-    w = sd['patch_embed.proj.weight']
-    P, C_in = w.shape[-1], w.shape[1]
-    L = sd['pos_embed'].shape[1]
-    G = math.isqrt(L - 1)
-    E, N = sd['layers.0.mixer.A_log'].shape
-    K = sd['layers.0.mixer.conv1d.weight'].shape[-1]
-    return VimConfig(img_size=(G - 1) * P + P, in_chans=C_in, patch=P, stride=P,
-                     num_classes=sd['head.weight'].shape[0], embed_dim=D, depth=depth, d_state=N, d_conv=K,
-                     expand=E // D)
+def config_record(cfg: VimConfig, drop_path: float) -> dict:
+    """The model config as the logs record it: fields, derived dims, RMSNorm epsilon, stochastic-depth rate."""
+    return {**cfg.to_dict(), 'norm_eps': RMS_EPS, 'drop_path': drop_path}
 
 
 def test_evaluation(model, test_x, test_y, norm, args, device, extra: dict) -> dict:
@@ -419,18 +413,14 @@ def run_eval_only(args) -> None:
     if device.type == 'cpu':
         torch.set_num_threads(os.cpu_count() or 1)
     ckpt = args.eval_only
-    try:
-        obj = torch.load(ckpt, map_location='cpu', weights_only=True)
-    except TypeError:                                                   # torch < 1.13
-        obj = torch.load(ckpt, map_location='cpu')
-    sd = obj['model'] if 'model' in obj else obj
-    cfg = config_from_state_dict(sd)
+    sd = load_state_dict(ckpt)
+    cfg = config_from_state_dict(sd)                                    # stride = patch, as the shipped model
     model = VisionMamba(cfg)
     model.load_state_dict(sd, strict=True)
     model.to(device)
     tr_x, _ = load_split('train', args.data)
     mean, std = pixel_mean_std(tr_x)
-    log(f'eval-only {ckpt}: config {cfg.to_dict()}; mean {mean:.6f} std {std:.6f}')
+    log(f'eval-only {ckpt}: config {config_record(cfg, 0.0)}; mean {mean:.6f} std {std:.6f}')
     te_x, te_y = load_split('test', args.data)
     if args.eval_limit:
         te_x, te_y = te_x[:args.eval_limit], te_y[:args.eval_limit]
@@ -438,7 +428,8 @@ def run_eval_only(args) -> None:
         sha = hashlib.sha256(f.read()).hexdigest()
     res = test_evaluation(model, torch.from_numpy(np.array(te_x)), torch.from_numpy(te_y.astype(np.int64)),
                           Normalizer(mean, std), args, device,
-                          {'checkpoint': os.path.basename(ckpt), 'checkpoint_sha256': sha, 'config': cfg.to_dict()})
+                          {'checkpoint': os.path.basename(ckpt), 'checkpoint_sha256': sha,
+                           'config': config_record(cfg, 0.0)})
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, 'test_eval.json'), res)
     log(f'test top-1 {100 * res["top1"]:.2f}%  top-5 {100 * res["top5"]:.2f}%  ({res["eval"]["seconds"]} s) '
@@ -486,9 +477,8 @@ def main(argv=None) -> None:
     n_train = train_x.shape[0]
 
     # ---- model ----
-    cfg = VimConfig(img_size=28, in_chans=1, patch=args.patch, stride=args.patch, num_classes=len(LABELS),
-                    embed_dim=args.dim, depth=args.depth, drop_path=args.drop_path)
-    model = VisionMamba(cfg).to(device)
+    cfg = SHIPPED.replace(patch=args.patch, stride=args.patch, embed_dim=args.dim, depth=args.depth)
+    model = VisionMamba(cfg, drop_path=args.drop_path).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     scan_impl = choose_scan(args, device)
     model.set_scan(scan_impl, args.chunk or None)
@@ -618,7 +608,7 @@ def main(argv=None) -> None:
         'weights': chosen, 'val_top1': val_final, 'val_count': int(val_x.shape[0]),
         'epochs': epoch, 'steps': step, 'stop_reason': stop_reason, 'train_scan': scan_impl,
         'step_mode': trainer.mode,
-        'train_seconds': round(time.time() - _T0, 1), 'params': n_params, 'config': cfg.to_dict(),
+        'train_seconds': round(time.time() - _T0, 1), 'params': n_params, 'config': config_record(cfg, args.drop_path),
         'recipe': {k: v for k, v in vars(args).items() if k not in ('bench', 'bench_batches', 'bench_scans',
                                                                       'eval_only')},
         'checkpoint': ckpt,

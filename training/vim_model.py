@@ -1,22 +1,21 @@
 """Vision Mamba (Vim) classifier for training, with the official state-dict layout (spec §3).
 
 The forward pass is spec §2 (bidirectional "v2" blocks, class token in the middle, absolute position embedding,
-RMSNorm eps 1e-5, residual stream in fp32). Module and parameter names are chosen so that `state_dict()` holds
-exactly the official keys, in the official order:
+RMSNorm eps 1e-5, residual stream in fp32), batched. The model's facts (VimConfig, the published variants, the key
+layout) and the reference it is tested against (the scan loop, the functional forward) are tools/vim_reference/;
+tools/ must be on sys.path (train.py and test_scan.py put it there, the tools/ scripts run from it). Module and
+parameter names are chosen so that `state_dict()` holds exactly the official keys, in the official order
+(vim_reference.expected_shapes).
 
-  cls_token, pos_embed, patch_embed.proj.{weight,bias}, head.{weight,bias},
-  layers.{i}.mixer.{A_log, D, A_b_log, D_b, in_proj.weight, conv1d.{weight,bias}, x_proj.weight,
-                    dt_proj.{weight,bias}, conv1d_b.{weight,bias}, x_proj_b.weight, dt_proj_b.{weight,bias},
-                    out_proj.weight},
-  layers.{i}.norm.weight, norm_f.weight
+Glossary: tools/vim_reference/__init__.py (Bsz batch, C input channels, L tokens, D embed dim, E = 2D inner dim,
+N state size, R dt rank, K conv width, c cls index). The shipped model is VARIANTS['vim-fmnist']: img 28, C 1,
+P = S = 4 -> G 7, M 49, L 50, c 24; D 192, depth 24, E 384, N 16, R 12, K 4, 10 classes: 6,784,330 parameters.
 
-Glossary (spec §1 notation; `Bsz` is the batch size so that `B`/`Bm` can be the SSM input matrix):
-  C_in input channels (1 for Fashion-MNIST)    P patch side, S patch stride     G = (img - P) // S + 1 grid side
-  M = G*G patches     L = M + 1 tokens         c = M // 2 index of the class token
-  D embed dim         E = 2D inner dim         N state size (16)   R = ceil(D / 16) dt rank   K conv width (4)
-
-Shipped default (Fashion-MNIST): img 28, C_in 1, P = S = 4 -> G 7, M 49, L 50, c 24; D 192, depth 24, E 384,
-N 16, R 12, K 4, 10 classes: 6,784,330 parameters.
+The mixer's implementation is chosen by name (`VisionMamba.set_scan`, the one hook; SCAN_CHOICES):
+  'ref'      the reference scan loop (tools/vim_reference/scan.py): slow, tests
+  'chunked'  training/scan.py's exact chunked scan (CPU, GPU fallback, evaluation)
+  'triton'   training/scan.py's fused GPU kernels for conv + SiLU, softplus + scan + D skip, and gate
+  'joint'    ONNX export: both directions in one traced token loop (`Mixer.forward_joint` says why)
 
 Mixed precision: under autocast the Linear layers and the patch conv run in bf16; the depthwise conv, softplus,
 exp, the scan, the gate, RMSNorm and the residual stream are fp32 (spec §5). Every cast below that looks
@@ -32,66 +31,25 @@ by default, the scan states for the backward (2 directions x [L, E, N] fp32 = 2.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, asdict
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vim_reference import RMS_EPS, VimConfig, selective_scan
 import scan as scan_ops
-from scan import SCANS, selective_scan_chunked
+from scan import selective_scan_chunked
 
-
-@dataclass
-class VimConfig:
-    img_size: int = 28
-    in_chans: int = 1          # C_in
-    patch: int = 4             # P
-    stride: int = 4            # S
-    num_classes: int = 10
-    embed_dim: int = 192       # D
-    depth: int = 24
-    d_state: int = 16          # N
-    d_conv: int = 4            # K
-    expand: int = 2            # E = expand * D
-    norm_eps: float = 1e-5
-    drop_path: float = 0.0     # max stochastic-depth rate (last layer); training only
-
-    @property
-    def inner(self) -> int:        # E
-        return self.expand * self.embed_dim
-
-    @property
-    def dt_rank(self) -> int:      # R
-        return math.ceil(self.embed_dim / 16)
-
-    @property
-    def grid(self) -> int:         # G
-        return (self.img_size - self.patch) // self.stride + 1
-
-    @property
-    def num_patches(self) -> int:  # M
-        return self.grid * self.grid
-
-    @property
-    def tokens(self) -> int:       # L
-        return self.num_patches + 1
-
-    @property
-    def cls_index(self) -> int:    # c
-        return self.num_patches // 2
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.update(inner=self.inner, dt_rank=self.dt_rank, grid=self.grid, tokens=self.tokens,
-                 cls_index=self.cls_index)
-        return d
+# Scans with the reference's signature fn(u, delta, A, Bm, Cm, reverse) -> y; 'triton' and 'joint' replace more
+# of the mixer than the scan, so Mixer.forward dispatches them itself.
+SCANS = {'ref': selective_scan, 'chunked': selective_scan_chunked}
+SCAN_CHOICES = tuple(SCANS) + ('triton', 'joint')
 
 
 def _hi(t: torch.Tensor) -> torch.Tensor:
-    """fp32 for bf16/fp16/fp32 tensors; float64 stays float64 (tests)."""
-    return t if t.dtype == torch.float64 else t.float()
+    """fp32 for bf16/fp16 tensors; fp32 and float64 (tests) stay as they are (and leave no cast in a trace)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 def _autocast_off(t: torch.Tensor):
@@ -101,7 +59,7 @@ def _autocast_off(t: torch.Tensor):
 class RMSNorm(nn.Module):
     """x * w / sqrt(mean(x^2) + eps) over the last dim, computed in fp32 (or float64). Key: `weight` only."""
 
-    def __init__(self, dim: int, eps: float):
+    def __init__(self, dim: int, eps: float = RMS_EPS):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
@@ -185,17 +143,27 @@ class Mixer(nn.Module):
                 u_b = u_b.addcmul(xp[:, 2 * K - 2 - k:2 * K - 2 - k + L], wb[:, k])
             return F.silu(u_f), F.silu(u_b)
 
+    def project(self, u: torch.Tensor, x_proj: nn.Linear, dt_proj: nn.Linear):
+        """Input-dependent SSM parameters of one direction: u [Bsz, L, E] -> dt [Bsz, L, E] (before dt_proj's
+        bias, which is added in fp32 with the softplus: `delta`), Bm, Cm [Bsz, L, N] (column views of x_proj)."""
+        R, N = self.R, self.N
+        dtr, Bm, Cm = torch.split(x_proj(u), [R, N, N], dim=-1)         # x_proj rows: dt | B | C
+        return F.linear(dtr, dt_proj.weight), Bm, Cm
+
+    @staticmethod
+    def delta(dt: torch.Tensor, dt_bias: torch.Tensor) -> torch.Tensor:
+        """softplus(dt + bias) in fp32 (float64 stays float64), threshold 20 as the CUDA kernel. [Bsz, L, E]."""
+        dt = _hi(dt)
+        return F.softplus(dt + (dt_bias if dt_bias.dtype == dt.dtype else dt_bias.to(dt.dtype)))
+
     def ssm(self, u: torch.Tensor, x_proj: nn.Linear, dt_proj: nn.Linear, A_log: torch.Tensor,
             D_skip: torch.Tensor, reverse: bool) -> torch.Tensor:
         """One direction after the conv: u [Bsz, L, E] -> y [Bsz, L, E] (scan + D skip, before the gate)."""
-        R, N = self.R, self.N
-        xd = x_proj(u)                                                   # [Bsz, L, R + 2N]: dt | B | C
-        dtr, Bm, Cm = torch.split(xd, [R, N, N], dim=-1)
-        dt = F.linear(dtr, dt_proj.weight)                               # [Bsz, L, E]; bias added in fp32 below
+        dt, Bm, Cm = self.project(u, x_proj, dt_proj)
         if self.scan_impl == 'triton':                                   # softplus, scan, D skip: one kernel
             A = -torch.exp(A_log.float())
             return scan_ops.ssm_scan_triton(u, dt, dt_proj.bias, A, Bm, Cm, D_skip, reverse=reverse)
-        delta = F.softplus(_hi(dt) + dt_proj.bias.to(_hi(dt).dtype))     # fp32, threshold 20 as the CUDA kernel
+        delta = self.delta(dt, dt_proj.bias)
         A = -torch.exp(A_log.to(delta.dtype))                            # [E, N]
         with _autocast_off(u):
             scan = SCANS[self.scan_impl]
@@ -207,8 +175,11 @@ class Mixer(nn.Module):
         return y + u * D_skip.to(u.dtype)
 
     def forward(self, n: torch.Tensor) -> torch.Tensor:
+        """n [Bsz, L, D] (the block's normalised input) -> mixer output [Bsz, L, D]."""
         xz = self.in_proj(n)                                             # [Bsz, L, 2E]
         x, z = xz.chunk(2, dim=-1)
+        if self.scan_impl == 'joint':
+            return self.forward_joint(x, z)
         fused = self.scan_impl == 'triton'                               # fused GPU kernels (scan.py)
         if fused:
             u_f, u_b = scan_ops.conv_silu_triton(x, self.conv1d.weight, self.conv1d.bias,
@@ -223,6 +194,52 @@ class Mixer(nn.Module):
             y = (y_f + y_b) * (0.5 * F.silu(_hi(z)))                     # if_divide_out: halve, then gate (fp32)
         return self.out_proj(y)                                          # [Bsz, L, D]
 
+    def forward_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The mixer for ONNX export, fp32: x, z [Bsz, L, E] (in_proj's halves) -> [Bsz, L, D].
+
+        ONNX has no selective-scan operator and none may be added (standard operators only), so the recurrence is
+        traced into plain ops. Here both directions share one unrolled token loop: the backward direction's inputs
+        are flipped to its scan order and stacked with the forward ones along the channels ([Bsz, L, 2E, N]), so
+        L steps (2L nodes) serve both directions instead of 4L nodes. A, B, C and D stay per direction (a [2, ...]
+        axis): the reference scan's arithmetic, regrouped (test_scan.py checks it against the reference).
+
+        Four spellings were exported and timed with onnxruntime 1.30 on Vim-Tiny 224 (L = 197, 24 layers; batch 1,
+        1 thread, 2-core AMD EPYC VM, median ms):
+          spelling   nodes    onnxruntime-node  onnxruntime-web (wasm)  how
+          joint      14,757   287               746    this method
+          unrolled   24,237   340               738    the same loop per direction: twice the nodes
+          chunked    12,333   392               759    the chunked scan out of place (local scans of T ~ sqrt(L)
+                                                       tokens, cumulative decays, a carry across chunks): fewer
+                                                       nodes, but the extra passes over state-sized tensors cost
+                                                       more than the per-node dispatch they save
+          loop       ~8,000   3-4x slower on the 50-token model: a torch.jit.script loop exported as an ONNX Loop,
+                              whose per-iteration setup dwarfs the two elementwise ops of its body
+        'joint' is the fastest on the native runtime, ties on wasm, and has half the nodes of 'unrolled', which
+        halves onnxruntime's session-creation (graph optimisation) time.
+        """
+        E, N = self.E, self.N
+        u_f, u_b = self.conv_both(x)
+        Bsz, L = int(u_f.shape[0]), int(u_f.shape[1])
+        u_b = u_b.flip(1)                                                # backward direction in its scan order
+        dt_f, B_f, C_f = self.project(u_f, self.x_proj, self.dt_proj)
+        dt_b, B_b, C_b = self.project(u_b, self.x_proj_b, self.dt_proj_b)
+        u = torch.cat([u_f, u_b], dim=-1)                                # [Bsz, L, 2E]
+        delta = torch.cat([self.delta(dt_f, self.dt_proj.bias), self.delta(dt_b, self.dt_proj_b.bias)], dim=-1)
+        A = -torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0))     # [2E, N]
+        Bm = torch.stack([B_f, B_b], dim=2).unsqueeze(3)                 # [Bsz, L, 2, 1, N]
+        Cm = torch.stack([C_f, C_b], dim=2).unsqueeze(-1)                # [Bsz, L, 2, N, 1]
+        a = torch.exp(delta.unsqueeze(-1) * A)                           # [Bsz, L, 2E, N]
+        b = ((delta * u).reshape(Bsz, L, 2, E, 1) * Bm).reshape(Bsz, L, 2 * E, N)
+        at, bt = a.split(1, dim=1), b.split(1, dim=1)
+        h, hs = None, []
+        for t in range(L):
+            h = bt[t] if h is None else at[t] * h + bt[t]                # the state is 0 before the first token
+            hs.append(h)
+        H = torch.cat(hs, dim=1).reshape(Bsz, L, 2, E, N)
+        y = torch.matmul(H, Cm).reshape(Bsz, L, 2, E) + u.reshape(Bsz, L, 2, E) * torch.stack([self.D, self.D_b])
+        y_f, y_b = y[:, :, 0], y[:, :, 1].flip(1)                        # backward result back in token order
+        return self.out_proj((y_f + y_b) * (0.5 * F.silu(z)))
+
 
 class Block(nn.Module):
     """x -> x + DropPath(Mixer(RMSNorm(x))); the source's fused add+norm is the same function (spec §2.2)."""
@@ -230,7 +247,7 @@ class Block(nn.Module):
     def __init__(self, cfg: VimConfig, drop_path: float):
         super().__init__()
         self.mixer = Mixer(cfg)
-        self.norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
+        self.norm = RMSNorm(cfg.embed_dim)
         self.drop_path = drop_path
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
@@ -244,7 +261,8 @@ class Block(nn.Module):
 
 
 class VisionMamba(nn.Module):
-    def __init__(self, cfg: VimConfig):
+    def __init__(self, cfg: VimConfig, drop_path: float = 0.0):
+        """drop_path: the stochastic-depth rate of the last block (training only; rates rise linearly from 0)."""
         super().__init__()
         self.cfg = cfg
         D, L = cfg.embed_dim, cfg.tokens
@@ -253,9 +271,9 @@ class VisionMamba(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, L, D))
         self.patch_embed = PatchEmbed(cfg)
         self.head = nn.Linear(D, cfg.num_classes)
-        rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+        rates = [drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.layers = nn.ModuleList([Block(cfg, r) for r in rates])
-        self.norm_f = RMSNorm(D, cfg.norm_eps)
+        self.norm_f = RMSNorm(D)
         self.reset_parameters()
 
     # -- initialisation (as the Vim / Mamba sources do it; spec §5) ---------------------------------------------
@@ -293,10 +311,9 @@ class VisionMamba(nn.Module):
         self.norm_f.weight.fill_(1.0)
 
     def set_scan(self, impl: str, chunk: Optional[int] = None) -> None:
-        """'triton' (fused GPU kernels for conv, scan and gate), 'chunked' (PyTorch, anywhere) or 'ref' (slow
-        sequential loop, tests)."""
-        if impl not in SCANS:
-            raise ValueError(f'unknown scan {impl!r}; one of {sorted(SCANS)}')
+        """The mixer implementation, one of SCAN_CHOICES (module docstring); `chunk`: T of the chunked scan."""
+        if impl not in SCAN_CHOICES:
+            raise ValueError(f'unknown scan {impl!r}; one of {sorted(SCAN_CHOICES)}')
         for layer in self.layers:
             layer.mixer.scan_impl = impl
             layer.mixer.scan_chunk = chunk
@@ -332,28 +349,3 @@ class VisionMamba(nn.Module):
                 decay.append(p)
         return [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]
 
-
-def expected_shapes(cfg: VimConfig) -> Dict[str, Tuple[int, ...]]:
-    """The official key -> shape table of spec §3 for this config, in state_dict order."""
-    D, E, N, R, K = cfg.embed_dim, cfg.inner, cfg.d_state, cfg.dt_rank, cfg.d_conv
-    shapes: Dict[str, Tuple[int, ...]] = {
-        'cls_token': (1, 1, D), 'pos_embed': (1, cfg.tokens, D),
-        'patch_embed.proj.weight': (D, cfg.in_chans, cfg.patch, cfg.patch), 'patch_embed.proj.bias': (D,),
-        'head.weight': (cfg.num_classes, D), 'head.bias': (cfg.num_classes,),
-    }
-    for i in range(cfg.depth):
-        p = f'layers.{i}.'
-        shapes.update({
-            p + 'mixer.A_log': (E, N), p + 'mixer.D': (E,), p + 'mixer.A_b_log': (E, N), p + 'mixer.D_b': (E,),
-            p + 'mixer.in_proj.weight': (2 * E, D),
-            p + 'mixer.conv1d.weight': (E, 1, K), p + 'mixer.conv1d.bias': (E,),
-            p + 'mixer.x_proj.weight': (R + 2 * N, E),
-            p + 'mixer.dt_proj.weight': (E, R), p + 'mixer.dt_proj.bias': (E,),
-            p + 'mixer.conv1d_b.weight': (E, 1, K), p + 'mixer.conv1d_b.bias': (E,),
-            p + 'mixer.x_proj_b.weight': (R + 2 * N, E),
-            p + 'mixer.dt_proj_b.weight': (E, R), p + 'mixer.dt_proj_b.bias': (E,),
-            p + 'mixer.out_proj.weight': (D, E),
-            p + 'norm.weight': (D,),
-        })
-    shapes['norm_f.weight'] = (D,)
-    return shapes

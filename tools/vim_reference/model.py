@@ -1,118 +1,21 @@
-"""Independent functional PyTorch reference of the Vision Mamba (Vim) classifier forward pass.
+"""Functional PyTorch reference of the Vision Mamba (Vim) classifier forward pass, one image at a time.
 
-Implements /work/shared/spec/vim-architecture.md §2 literally, in any floating dtype: float64 is the "truth",
-float32 is the comparison target for the TS/WASM fp32 path. It reads the official state-dict layout (spec §3)
-and needs nothing but torch (no mamba_ssm, no CUDA, no Triton).
-
-Glossary (the spec's names; the same letters are used in code and shapes below):
-  C      input channels (3 = RGB, 1 = grayscale)
-  H, W   input image side (square images: H == W)
-  P      patch side (conv kernel);  S  patch stride (16, or 8 for the † models)
-  G      patch-grid side = (H - P) // S + 1;  M = G * G patches (token m = gy * G + gx, row-major)
-  L      tokens = M + 1 (patches plus one cls token)
-  c      index of the cls token = M // 2 ("middle cls token")
-  D      embed dim;  E = 2 * D mixer inner dim
-  N      SSM state size (16);  R  dt rank = ceil(D / 16);  K  depthwise conv width (4)
-  depth  number of blocks (24 for the released models)
-
-All tensors are for one image (no batch dimension); PyTorch Linear weights are [out, in], y = x @ W^T.
+Implements spec §2 literally, in any floating dtype: float64 is the "truth", float32 is the comparison target for
+the TS/WASM fp32 path. It reads the official state-dict layout (spec §3, config.py) and needs nothing but torch
+(no mamba_ssm, no CUDA, no Triton). All tensors are for one image (no batch dimension); PyTorch Linear weights
+are [out, in], y = x @ W^T. Names: the glossary in __init__.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
 
-RMS_EPS = 1e-5          # norm_epsilon of every RMSNorm (spec §1)
-SOFTPLUS_THRESHOLD = 20.0  # F.softplus default, also used by the CUDA scan kernel (spec §2.3)
+from .config import RMS_EPS, SOFTPLUS_THRESHOLD, Tensors, VimConfig, direction_keys
+from .scan import selective_scan
+
 SELF_CHECK_TOL = 1e-12     # float64 agreement required between equivalent formulations
-
-Tensors = Dict[str, torch.Tensor]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Shapes and the official key layout (spec §3)
-# --------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class VimConfig:
-    """Shape of one Vim classifier. Everything else (E, R, G, M, L, c) is derived."""
-    img_size: int       # H == W
-    in_chans: int       # C
-    patch: int          # P
-    stride: int         # S
-    embed_dim: int      # D
-    depth: int
-    num_classes: int
-    d_state: int = 16   # N
-    d_conv: int = 4     # K
-    expand: int = 2     # E = expand * D
-
-    @property
-    def inner(self) -> int:          # E
-        return self.expand * self.embed_dim
-
-    @property
-    def dt_rank(self) -> int:        # R = ceil(D / 16)
-        return -(-self.embed_dim // 16)
-
-    @property
-    def grid(self) -> int:           # G
-        return (self.img_size - self.patch) // self.stride + 1
-
-    @property
-    def num_patches(self) -> int:    # M
-        return self.grid * self.grid
-
-    @property
-    def tokens(self) -> int:         # L
-        return self.num_patches + 1
-
-    @property
-    def cls_index(self) -> int:      # c
-        return self.num_patches // 2
-
-
-def expected_shapes(cfg: VimConfig) -> Dict[str, tuple]:
-    """Official state-dict keys -> shapes, in the order the module's state_dict() lists them (spec §3)."""
-    D, E, N, R, K = cfg.embed_dim, cfg.inner, cfg.d_state, cfg.dt_rank, cfg.d_conv
-    shapes = {
-        'cls_token': (1, 1, D),
-        'pos_embed': (1, cfg.tokens, D),
-        'patch_embed.proj.weight': (D, cfg.in_chans, cfg.patch, cfg.patch),
-        'patch_embed.proj.bias': (D,),
-        'head.weight': (cfg.num_classes, D),
-        'head.bias': (cfg.num_classes,),
-    }
-    for i in range(cfg.depth):
-        m = f'layers.{i}.mixer.'
-        shapes.update({
-            m + 'A_log': (E, N), m + 'D': (E,), m + 'A_b_log': (E, N), m + 'D_b': (E,),
-            m + 'in_proj.weight': (2 * E, D),
-            m + 'conv1d.weight': (E, 1, K), m + 'conv1d.bias': (E,),
-            m + 'x_proj.weight': (R + 2 * N, E),
-            m + 'dt_proj.weight': (E, R), m + 'dt_proj.bias': (E,),
-            m + 'conv1d_b.weight': (E, 1, K), m + 'conv1d_b.bias': (E,),
-            m + 'x_proj_b.weight': (R + 2 * N, E),
-            m + 'dt_proj_b.weight': (E, R), m + 'dt_proj_b.bias': (E,),
-            m + 'out_proj.weight': (D, E),
-            f'layers.{i}.norm.weight': (D,),
-        })
-    shapes['norm_f.weight'] = (D,)
-    return shapes
-
-
-def check_state_dict(sd: Tensors, cfg: VimConfig) -> None:
-    """Raise if `sd` does not hold exactly the official keys with the official shapes for `cfg`."""
-    want = expected_shapes(cfg)
-    missing, extra = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
-    if missing or extra:
-        raise ValueError(f'state dict keys differ: missing {missing[:5]}..., unexpected {extra[:5]}...')
-    for k, shape in want.items():
-        if tuple(sd[k].shape) != shape:
-            raise ValueError(f'{k}: shape {tuple(sd[k].shape)}, expected {shape}')
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -162,7 +65,7 @@ def anticausal_conv_direct(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) ->
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Selective scan and one direction of the mixer (spec §2.3)
+# One direction of the mixer (spec §2.3)
 # --------------------------------------------------------------------------------------------------------------
 
 def ssm_params(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor,
@@ -178,35 +81,9 @@ def ssm_params(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor,
     return delta, Bt, Ct
 
 
-def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bt: torch.Tensor, Ct: torch.Tensor,
-                   Dskip: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-    """Explicit token loop of the selective scan, vectorised over E x N. Returns y [L, E].
-
-    u, delta [L, E]; A [E, N] (negative); Bt, Ct [L, N] (shared by all E channels); Dskip [E].
-    State h [E, N] starts at 0 at the first token of the scan order (0..L-1, or L-1..0 if reverse):
-      h = exp(delta_t * A) * h + delta_t * Bt_t * u_t      (ZOH for A, Euler for B, as selective_scan_ref)
-      y_t = h @ Ct_t + Dskip * u_t
-    """
-    L, E = u.shape
-    dA = torch.exp(delta[:, :, None] * A)             # [L, E, N], in (0, 1]
-    dBu = (delta * u)[:, :, None] * Bt[:, None, :]    # [L, E, N]
-    h = u.new_zeros(E, A.shape[1])
-    y = torch.empty_like(u)
-    for t in (range(L - 1, -1, -1) if reverse else range(L)):
-        h = dA[t] * h + dBu[t]
-        y[t] = h @ Ct[t]
-    return y + u * Dskip
-
-
 def direction_params(mp: Tensors, backward: bool) -> Tensors:
     """Pick one direction's parameters from a layer's mixer dict (keys without the 'layers.{i}.mixer.' prefix)."""
-    s = '_b' if backward else ''
-    return {
-        'conv_w': mp[f'conv1d{s}.weight'], 'conv_b': mp[f'conv1d{s}.bias'],
-        'x_proj_w': mp[f'x_proj{s}.weight'],
-        'dt_proj_w': mp[f'dt_proj{s}.weight'], 'dt_proj_b': mp[f'dt_proj{s}.bias'],
-        'A_log': mp['A_b_log' if backward else 'A_log'], 'D': mp['D_b' if backward else 'D'],
-    }
+    return {role: mp[key] for role, key in direction_keys(backward).items()}
 
 
 def causal_branch(x: torch.Tensor, p: Tensors, trace: Optional[Tensors] = None) -> torch.Tensor:
@@ -216,7 +93,7 @@ def causal_branch(x: torch.Tensor, p: Tensors, trace: Optional[Tensors] = None) 
     """
     u = silu(causal_conv(x, p['conv_w'], p['conv_b']))          # conv bias before the SiLU
     delta, Bt, Ct = ssm_params(u, p['x_proj_w'], p['dt_proj_w'], p['dt_proj_b'], p['A_log'].shape[1])
-    y = selective_scan(u, delta, -torch.exp(p['A_log']), Bt, Ct, p['D'])
+    y = selective_scan(u, delta, -torch.exp(p['A_log']), Bt, Ct) + u * p['D']
     if trace is not None:
         trace.update(u=u, delta=delta, B=Bt, C=Ct, y=y)
     return y
@@ -238,7 +115,7 @@ def backward_branch_direct(x: torch.Tensor, p: Tensors) -> torch.Tensor:
     """Backward branch without flips: anti-causal conv with mirrored taps, scan from L-1 down to 0 (spec §2.3)."""
     u = silu(anticausal_conv_direct(x, p['conv_w'], p['conv_b']))
     delta, Bt, Ct = ssm_params(u, p['x_proj_w'], p['dt_proj_w'], p['dt_proj_b'], p['A_log'].shape[1])
-    return selective_scan(u, delta, -torch.exp(p['A_log']), Bt, Ct, p['D'], reverse=True)
+    return selective_scan(u, delta, -torch.exp(p['A_log']), Bt, Ct, reverse=True) + u * p['D']
 
 
 def mixer(n: torch.Tensor, mp: Tensors, backward: str = 'flip', trace: Optional[Tensors] = None) -> torch.Tensor:
@@ -332,7 +209,10 @@ def forward(sd: Tensors, img: torch.Tensor, stride: int, dtype: torch.dtype = to
 # --------------------------------------------------------------------------------------------------------------
 
 def _random_mixer_params(gen: torch.Generator, D: int, N: int, K: int, dtype) -> Tensors:
-    E, R = 2 * D, -(-D // 16)
+    """One layer's mixer parameters (keys without the 'layers.{i}.mixer.' prefix), random around their inits."""
+    dims = VimConfig(img_size=1, in_chans=1, patch=1, stride=1, embed_dim=D, depth=1, num_classes=1, d_state=N,
+                     d_conv=K)
+    E, R = dims.inner, dims.dt_rank
 
     def rnd(*shape, std=1.0):
         return torch.randn(*shape, generator=gen, dtype=dtype) * std
@@ -386,7 +266,3 @@ def self_check(seed: int = 0, tol: float = SELF_CHECK_TOL) -> Dict[str, float]:
     if bad:
         raise AssertionError(f'vim_reference self-check failed (tol {tol}): {bad}')
     return results
-
-
-if __name__ == '__main__':
-    print('self-check (max rel diff, float64):', self_check())
