@@ -1,7 +1,7 @@
 """Golden fixtures for vimedge: seeded random Vim weights in the official layout + reference outputs.
 
 For one config this writes into --out:
-  model.pth            torch.save({'model': state_dict}), float32, official keys (spec §3)
+  model.pth            torch.save({'model': state_dict}), float32, official keys (MODEL.md §3)
   model.safetensors    the same tensors, safetensors format written by hand (keys sorted)
   input-<i>.f32        3 seeded normalised inputs [C, H, W], raw little-endian float32
   dump-<name>.f32      intermediate tensors of input 0 from the float64 reference, rounded to float32
@@ -80,7 +80,7 @@ WEIGHT_INIT = {
 # --------------------------------------------------------------------------------------------------------------
 
 def make_weights(cfg: ref.VimConfig, seed: int) -> "OrderedDict[str, torch.Tensor]":
-    """Seeded float32 state dict in the official key order (spec §3). Drawn in float64, then rounded."""
+    """Seeded float32 state dict in the official key order (MODEL.md §3). Drawn in float64, then rounded."""
     rng = np.random.default_rng([seed, 0])
     D, E, N, R, K = cfg.embed_dim, cfg.inner, cfg.d_state, cfg.dt_rank, cfg.d_conv
     fan_in = {'patch_embed.proj.weight': cfg.in_chans * cfg.patch ** 2, 'head.weight': D,

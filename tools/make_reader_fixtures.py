@@ -49,7 +49,7 @@ def plain_state_dict():
 
 
 def tiny_vim_state_dict():
-    """Spec §3 keys at a tiny size (D 8, depth 2, N 4, L 17, 5 classes; not a trained model: shapes and exact
+    """MODEL.md §3 keys at a tiny size (D 8, depth 2, N 4, L 17, 5 classes; not a trained model: shapes and exact
     values are what matter), drawn in the official key order."""
     cfg = VimConfig(img_size=16, in_chans=3, patch=4, stride=4, embed_dim=8, depth=2, num_classes=5, d_state=4)
     g = torch.Generator().manual_seed(2)

@@ -54,7 +54,7 @@ import torch
 
 
 def _no_autocast(device_type: str):
-    """The scan is fp32 by design (spec §5): make sure no surrounding autocast turns its einsums into bf16."""
+    """The scan is fp32 by design (MODEL.md §5): make sure no surrounding autocast turns its einsums into bf16."""
     return torch.autocast(device_type=device_type if device_type in ('cuda', 'cpu') else 'cpu', enabled=False)
 
 

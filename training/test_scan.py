@@ -173,7 +173,7 @@ class ModelTests(unittest.TestCase):
             self.assertEqual(tuple(sd[k].shape), shape, k)
         self.assertEqual(sum(v.numel() for v in sd.values()), 6_784_330)
         per_layer = sum(v.numel() for k, v in sd.items() if k.startswith('layers.0.'))
-        self.assertEqual(per_layer, 282_048)                # spec §3: per layer 282,048 at D = 192
+        self.assertEqual(per_layer, 282_048)                # MODEL.md §3: per layer 282,048 at D = 192
         self.assertFalse(any('bias' in k for k in sd if 'in_proj' in k or 'x_proj' in k or 'out_proj' in k))
 
     def test_mamba_initialisation(self):

@@ -1,6 +1,6 @@
-"""Vision Mamba (Vim) classifier for training, with the official state-dict layout (spec §3).
+"""Vision Mamba (Vim) classifier for training, with the official state-dict layout (MODEL.md §3).
 
-The forward pass is spec §2 (bidirectional "v2" blocks, class token in the middle, absolute position embedding,
+The forward pass is MODEL.md §2 (bidirectional "v2" blocks, class token in the middle, absolute position embedding,
 RMSNorm eps 1e-5, residual stream in fp32), batched. The model's facts (VimConfig, the published variants, the key
 layout) and the reference it is tested against (the scan loop, the functional forward) are tools/vim_reference/;
 tools/ must be on sys.path (train.py and test_scan.py put it there, the tools/ scripts run from it). Module and
@@ -18,7 +18,7 @@ The mixer's implementation is chosen by name (`VisionMamba.set_scan`, the one ho
   'joint'    ONNX export: both directions in one traced token loop (`Mixer.forward_joint` says why)
 
 Mixed precision: under autocast the Linear layers and the patch conv run in bf16; the depthwise conv, softplus,
-exp, the scan, the gate, RMSNorm and the residual stream are fp32 (spec §5). Every cast below that looks
+exp, the scan, the gate, RMSNorm and the residual stream are fp32 (MODEL.md §5). Every cast below that looks
 redundant is there for that reason. float64 inputs stay float64 (tests compare against a float64 loop).
 
 Activation memory for training, estimated then measured (H100, bf16 autocast): the PyTorch path keeps ~19
@@ -83,7 +83,7 @@ class PatchEmbed(nn.Module):
 
 
 class Mixer(nn.Module):
-    """Bidirectional Mamba mixer (bimamba "v2", spec §2.3). Input/output [Bsz, L, D]."""
+    """Bidirectional Mamba mixer (bimamba "v2", MODEL.md §2.3). Input/output [Bsz, L, D]."""
 
     def __init__(self, cfg: VimConfig):
         super().__init__()
@@ -242,7 +242,7 @@ class Mixer(nn.Module):
 
 
 class Block(nn.Module):
-    """x -> x + DropPath(Mixer(RMSNorm(x))); the source's fused add+norm is the same function (spec §2.2)."""
+    """x -> x + DropPath(Mixer(RMSNorm(x))); the source's fused add+norm is the same function (MODEL.md §2.2)."""
 
     def __init__(self, cfg: VimConfig, drop_path: float):
         super().__init__()
@@ -266,7 +266,7 @@ class VisionMamba(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, L = cfg.embed_dim, cfg.tokens
-        # Registration order = state_dict order (spec §3).
+        # Registration order = state_dict order (MODEL.md §3).
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, L, D))
         self.patch_embed = PatchEmbed(cfg)
@@ -276,7 +276,7 @@ class VisionMamba(nn.Module):
         self.norm_f = RMSNorm(D)
         self.reset_parameters()
 
-    # -- initialisation (as the Vim / Mamba sources do it; spec §5) ---------------------------------------------
+    # -- initialisation (as the Vim / Mamba sources do it; MODEL.md §5) ---------------------------------------------
     @torch.no_grad()
     def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
         cfg = self.cfg

@@ -1,9 +1,9 @@
 """The Python reference of the Vision Mamba (Vim) classifier: the one place its facts and its math are written.
 
   config.py   shapes and derived dims (VimConfig), the published variants, the official state-dict key layout,
-              reading a checkpoint (spec §1, §3)
-  scan.py     the selective scan as a plain token loop, any dtype: the reference of every faster scan (§2.3)
-  model.py    the functional forward pass of one image, spec §2 literally, with intermediate dumps and a
+              reading a checkpoint (MODEL.md §1, §3)
+  scan.py     the selective scan as a plain token loop, any dtype: the reference of every faster scan (MODEL.md §2.3)
+  model.py    the functional forward pass of one image, MODEL.md §2 literally, with intermediate dumps and a
               self-check of equivalent formulations (float64 agreement to 1e-12)
 
 Imported by training/ (the trainable nn.Module in training/vim_model.py builds on config.py and is tested against

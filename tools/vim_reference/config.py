@@ -12,8 +12,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-RMS_EPS = 1e-5             # norm_epsilon of every RMSNorm (spec §1)
-SOFTPLUS_THRESHOLD = 20.0  # F.softplus default, also used by the CUDA scan kernel (spec §2.3)
+RMS_EPS = 1e-5             # norm_epsilon of every RMSNorm (MODEL.md §1)
+SOFTPLUS_THRESHOLD = 20.0  # F.softplus default, also used by the CUDA scan kernel (MODEL.md §2.3)
 
 Tensors = Dict[str, torch.Tensor]
 
@@ -82,7 +82,7 @@ def direction_keys(backward: bool) -> Dict[str, str]:
 
 
 def expected_shapes(cfg: VimConfig) -> Dict[str, Tuple[int, ...]]:
-    """Official state-dict keys -> shapes, in the order the module's state_dict() lists them (spec §3)."""
+    """Official state-dict keys -> shapes, in the order the module's state_dict() lists them (MODEL.md §3)."""
     D, E, N, R, K = cfg.embed_dim, cfg.inner, cfg.d_state, cfg.dt_rank, cfg.d_conv
     shapes: Dict[str, Tuple[int, ...]] = {
         'cls_token': (1, 1, D),

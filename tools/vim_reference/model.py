@@ -1,7 +1,7 @@
 """Functional PyTorch reference of the Vision Mamba (Vim) classifier forward pass, one image at a time.
 
-Implements spec §2 literally, in any floating dtype: float64 is the "truth", float32 is the comparison target for
-the TS/WASM fp32 path. It reads the official state-dict layout (spec §3, config.py) and needs nothing but torch
+Implements MODEL.md §2 literally, in any floating dtype: float64 is the "truth", float32 is the comparison target for
+the TS/WASM fp32 path. It reads the official state-dict layout (MODEL.md §3, config.py) and needs nothing but torch
 (no mamba_ssm, no CUDA, no Triton). All tensors are for one image (no batch dimension); PyTorch Linear weights
 are [out, in], y = x @ W^T. Names: the glossary in __init__.py.
 """
@@ -32,7 +32,7 @@ def softplus(v: torch.Tensor) -> torch.Tensor:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
-    """[L, D] -> [L, D]. Per-token statistic over the D channels, per-channel scale; no mean, no bias (§2.2)."""
+    """[L, D] -> [L, D]. Per-token statistic over the D channels, per-channel scale; no mean, no bias (MODEL.md §2.2)."""
     return x * weight / torch.sqrt(torch.mean(x * x, dim=-1, keepdim=True) + eps)
 
 
@@ -48,7 +48,7 @@ def causal_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tens
 
 
 def anticausal_conv_direct(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """What the backward branch's conv is in original token order (spec §2.3, "direct" form).
+    """What the backward branch's conv is in original token order (MODEL.md §2.3, "direct" form).
 
     u[t] = b + sum_k w[k] * x[t + (K-1) - k], zeros beyond L-1: taps mirrored, looking ahead. Written as explicit
     shifted slices (no F.conv1d) so that the self-check also tests the conv1d call of `causal_conv`.
@@ -65,7 +65,7 @@ def anticausal_conv_direct(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) ->
 
 
 # --------------------------------------------------------------------------------------------------------------
-# One direction of the mixer (spec §2.3)
+# One direction of the mixer (MODEL.md §2.3)
 # --------------------------------------------------------------------------------------------------------------
 
 def ssm_params(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor,
@@ -112,14 +112,14 @@ def backward_branch_flip(x: torch.Tensor, p: Tensors, trace: Optional[Tensors] =
 
 
 def backward_branch_direct(x: torch.Tensor, p: Tensors) -> torch.Tensor:
-    """Backward branch without flips: anti-causal conv with mirrored taps, scan from L-1 down to 0 (spec §2.3)."""
+    """Backward branch without flips: anti-causal conv with mirrored taps, scan from L-1 down to 0 (MODEL.md §2.3)."""
     u = silu(anticausal_conv_direct(x, p['conv_w'], p['conv_b']))
     delta, Bt, Ct = ssm_params(u, p['x_proj_w'], p['dt_proj_w'], p['dt_proj_b'], p['A_log'].shape[1])
     return selective_scan(u, delta, -torch.exp(p['A_log']), Bt, Ct, reverse=True) + u * p['D']
 
 
 def mixer(n: torch.Tensor, mp: Tensors, backward: str = 'flip', trace: Optional[Tensors] = None) -> torch.Tensor:
-    """Bidirectional Mamba mixer, bimamba_type="v2" (spec §2.3). n [L, D] -> h [L, D].
+    """Bidirectional Mamba mixer, bimamba_type="v2" (MODEL.md §2.3). n [L, D] -> h [L, D].
 
     mp: the layer's mixer parameters without the 'layers.{i}.mixer.' prefix. backward: 'flip' | 'direct'.
     The source gates each branch by silu of its own (flipped) z; a flipped gate lands on the same original
@@ -147,7 +147,7 @@ def mixer(n: torch.Tensor, mp: Tensors, backward: str = 'flip', trace: Optional[
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Whole model (spec §2.1)
+# Whole model (MODEL.md §2.1)
 # --------------------------------------------------------------------------------------------------------------
 
 def forward(sd: Tensors, img: torch.Tensor, stride: int, dtype: torch.dtype = torch.float64,

@@ -1,4 +1,4 @@
-"""The selective scan (the SSM recurrence of the Mamba mixer, spec §2.3 (c)), written once, as a plain token loop.
+"""The selective scan (the SSM recurrence of the Mamba mixer, MODEL.md §2.3 (c)), written once, as a plain token loop.
 
 This is the reference every faster spelling is checked against: training/scan.py's chunked scan and its fused
 Triton kernel (training/test_scan.py), and the ONNX export's joint scan of both directions (training/vim_model.py).
