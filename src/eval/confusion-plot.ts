@@ -1,6 +1,6 @@
-/** The confusion matrix as a PNG: a Vega heat map rendered to SVG, rasterised by sharp. */
-import * as vega from 'vega';
-import sharp from 'sharp';
+/** The confusion matrix as a PNG: a Vega heat map (chart-png.ts). */
+import type * as vega from 'vega';
+import { chartPng } from './chart-png.js';
 import type { EvalSummary } from './metrics.js';
 
 export async function confusionPng(summary: EvalSummary, labels: string[], title: string): Promise<Uint8Array> {
@@ -32,6 +32,5 @@ export async function confusionPng(summary: EvalSummary, labels: string[], title
         fill: { signal: "datum.share > 0.5 ? 'white' : 'black'" } } } },
     ],
   };
-  const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
-  return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
+  return chartPng(spec);
 }

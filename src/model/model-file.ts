@@ -45,6 +45,8 @@ export interface ModelMetadata {
 
 export interface ConvertOptions {
   labels?: string[];
+  /** Class names for a model of exactly this many classes when `labels` is not given (the CLI: ImageNet's). */
+  fallbackLabels?: string[];
   preprocess?: Partial<PreprocessSpec>;
   /** Overrides for what inferConfig reads from the shapes. */
   stride?: number;
@@ -58,7 +60,8 @@ const isVimq = (bytes: Uint8Array) =>
 export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
   const sd = readCheckpoint(bytes, file);
   const config = inferConfig(sd, { stride: options.stride, imageSize: options.imageSize });
-  const labels = options.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
+  const fallback = options.fallbackLabels?.length === config.numClasses ? options.fallbackLabels : undefined;
+  const labels = options.labels ?? fallback ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
   if (labels.length !== config.numClasses) {
     fail('BAD_ARGUMENT', `${labels.length} labels given, the model has ${config.numClasses} classes`);
   }

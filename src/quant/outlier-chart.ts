@@ -4,8 +4,8 @@
  * Drawn with Vega (a declarative chart spec rendered to SVG without a canvas) and rasterised by sharp: the
  * same pair the confusion plot uses, so no new dependency and no native canvas build.
  */
-import * as vega from 'vega';
-import sharp from 'sharp';
+import type * as vega from 'vega';
+import { chartPng } from '../eval/chart-png.js';
 import type { OutlierReport, SiteProfile } from './outliers.js';
 
 interface Cell { panel: number; block: number; index: number; value: number }
@@ -68,6 +68,5 @@ export async function outlierPng(report: OutlierReport): Promise<Uint8Array> {
       }],
     }],
   };
-  const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
-  return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
+  return chartPng(spec);
 }

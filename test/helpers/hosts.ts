@@ -51,8 +51,8 @@ export async function prepareModel(): Promise<{ dir: string; file: string }> {
 const newer = (a: string, b: string) => !existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs;
 
 /**
- * Builds what the hosts load when it is missing or older than its sources: dist/browser, dist/worker and
- * dist/deno (esbuild, < 1 s) and dist/src (tsc, for the Node example's `import 'vimedge'`).
+ * Builds what the hosts load when it is missing or older than its sources: dist/browser and dist/worker
+ * (esbuild, < 1 s) and dist/src (tsc, for the Node example's `import 'vimedge'`).
  */
 export function ensureBuilt(): void {
   const run = (cmd: string, args: string[]) => {
