@@ -1,8 +1,8 @@
 /**
  * Node entry (`vimedge` under the `node` condition): the public API of docs/API.md, with files read from
  * disk (src/hosts/node.ts), images decoded by sharp where it is installed, else by the jSquash decoders
- * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts). Browsers, Deno and workerd get the same API from src/hosts/browser.ts and
- * worker.ts.
+ * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts).
+ * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
 import type { BinaryData, LoadOptions } from './api.js';
 import { createClassifier, type ImageClassifier } from './classifier.js';

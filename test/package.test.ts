@@ -2,17 +2,18 @@
 // (dependencies from the npm cache, else the registry), then used the ways users do: Node ESM and CommonJS,
 // Node without sharp, the README's quick start verbatim, a strict TypeScript project resolving for a bundler,
 // esbuild bundles for Node and for the browser (run in Chromium, also under a CSP that refuses WebAssembly),
-// Deno (`deno check` + `deno run` of examples/deno), and `convert` of a 1000-class checkpoint. The test
+// Deno (`deno check` + `deno run` of examples/deno), workerd serving the worker build straight from
+// node_modules, and `convert` of a 1000-class checkpoint. The test
 // command builds dist/ first; run alone, this suite needs `npm run build`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { ROOT, denoBinary } from './helpers/hosts.js';
+import { ROOT, denoBinary, freePort, waitFor, workerdBinary } from './helpers/hosts.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-package-'));
 const app = path.join(tmp, 'app');
@@ -80,12 +81,16 @@ test('build logs go to stderr (npm pack --json prints only JSON); npm prints no 
   assert.not.match(run('npm', ['pkg', 'get', 'name'], { cwd: ROOT }).stderr, /Unknown project config/);
 });
 
-test('installed with its dependencies: at most 35 MB, sharp there, vega not', () => {
+test('installed with its dependencies: at most 35 MB, sharp there, vega not (the charts say to install it)', () => {
   const kb = Number(ok('du', ['-sk', 'node_modules']).split('\t')[0]);
   console.log(`  node_modules ${(kb / 1024).toFixed(1)} MB`);
   assert.ok(kb * 1024 <= 35 * 1024 * 1024, `${kb} kB`);
   assert.ok(existsSync(path.join(app, 'node_modules/sharp')));
   assert.not.ok(existsSync(path.join(app, 'node_modules/vega')));
+  // The charts (`eval --plot`, `outliers`) are the only users of vega: without it, a one-line error.
+  const chart = run(process.execPath, ['--input-type=module', '-e',
+    "const { chartPng } = await import('vimedge/dist/src/eval/chart-png.js'); await chartPng({}).catch((e) => console.log(e.code, e.message));"]);
+  assert.is(chart.stdout.trim(), 'BAD_ARGUMENT drawing a chart needs the optional package vega: npm install vega', chart.stderr);
 });
 
 test('Node: ESM and CommonJS, the default model, the same answer', () => {
@@ -232,6 +237,50 @@ test('Deno: deno check and deno run of examples/deno against npm:vimedge', () =>
     assert.is(p.label, reference[i].label);
     assert.ok(Math.abs(p.score - reference[i].score) < 1e-9);
   });
+});
+
+(existsSync(workerdBinary()) ? test : test.skip)('workerd: the worker build and the model as modules straight from node_modules (docs/API.md)', async () => {
+  const dir = path.join(app, 'edge');
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'worker.js'), `import { loadClassifier } from 'vimedge.js';
+import model from 'model.vimq';
+const classifier = loadClassifier(model);
+export default {
+  async fetch(request) {
+    const top3 = await (await classifier).classify(new Uint8Array(await request.arrayBuffer()), { topK: 3 });
+    return Response.json(top3);
+  },
+};
+`);
+  const dist = '../node_modules/vimedge/dist/worker';
+  writeFileSync(path.join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
+);
+const worker :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+    (name = "vimedge.js", esModule = embed "${dist}/vimedge.js"),
+    (name = "vimedge.wasm", wasm = embed "${dist}/vimedge.wasm"),
+    (name = "mozjpeg_dec.wasm", wasm = embed "${dist}/mozjpeg_dec.wasm"),
+    (name = "squoosh_png_bg.wasm", wasm = embed "${dist}/squoosh_png_bg.wasm"),
+    (name = "model.vimq", data = embed "../node_modules/vimedge/models/vim-fmnist.w8a8.vimq"),
+  ],
+  compatibilityDate = "2025-01-01",
+);
+`);
+  const port = await freePort();
+  const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`], { cwd: dir, stdio: 'ignore' });
+  try {
+    const url = `http://127.0.0.1:${port}/`;
+    const response = await waitFor(() => fetch(url, { method: 'POST', body: readFileSync(BAG) }), 30_000, 'workerd');
+    const top3 = await response.json() as { label: string; score: number }[];
+    assert.equal(top3.map((p) => p.label), reference.map((p) => p.label));
+    top3.forEach((p, i) => assert.ok(Math.abs(p.score - reference[i].score) < 1e-9));
+  } finally {
+    proc.kill('SIGKILL');
+  }
 });
 
 const TINY = path.join(ROOT, 'test/fixtures/generated/tiny/model.pth');

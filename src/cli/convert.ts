@@ -1,5 +1,6 @@
 /** `vimedge convert <checkpoint> -o out.vimq`: a .pth or .safetensors checkpoint to a .vimq model file. */
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot, readFileChecked } from '../hosts/node.js';
 import { readLabels } from '../model/labels.js';
@@ -26,7 +27,7 @@ export function convertCommand(): Command {
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const imagenet = path.join(packageRoot() ?? '.', IMAGENET_LABELS);
-      const fallbackLabels = labels ? undefined : readLabels(await readFileChecked(imagenet, 'labels'), imagenet);
+      const fallbackLabels = labels || !existsSync(imagenet) ? undefined : readLabels(await readFileChecked(imagenet, 'labels'), imagenet);
       const preprocess = Object.fromEntries(Object.entries({
         mean: opts.mean, std: opts.std, resize: opts.resize, crop: opts.crop, interpolation: opts.interpolation,
       }).filter(([, v]) => v !== undefined));
