@@ -133,7 +133,7 @@ console.log(JSON.stringify({ photo: Array.from(photo), gif: [gif.code, gif.messa
   }
 });
 
-test('TypeScript, strict, moduleResolution bundler, lib dom: the web types; loadClassifier() does not compile', () => {
+test('TypeScript, strict: bundler resolution + lib dom gets the web types (loadClassifier() does not compile), nodenext Node\'s', () => {
   const tsc = path.join(ROOT, 'node_modules/.bin/tsc');
   const tsconfig = (file: string) => JSON.stringify({
     compilerOptions: { strict: true, module: 'ESNext', moduleResolution: 'bundler', target: 'ES2022', lib: ['ES2022', 'DOM'], noEmit: true, types: [] },
@@ -159,6 +159,14 @@ export async function classifyUpload(model: Blob, photo: Blob, pixels: ImageData
   writeFileSync(path.join(app, 'tsconfig.json'), tsconfig('no-source.ts'));
   const refused = run(tsc, ['-p', 'tsconfig.json', '--pretty', 'false']);
   assert.match(refused.stdout + refused.stderr, /no-source\.ts\(2,.*TS2554/, refused.stdout + refused.stderr);
+  // Where Node resolves (nodenext), Node's types: paths, and the default model without an argument.
+  writeFileSync(path.join(app, 'node.mts'), "import { loadClassifier } from 'vimedge';\nconst c = await loadClassifier();\nawait c.classify('photo.jpg', { topK: 1 });\n");
+  writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'ES2022', noEmit: true,
+      types: ['node'], typeRoots: [path.join(ROOT, 'node_modules/@types')] },
+    files: ['node.mts'],
+  }));
+  ok(tsc, ['-p', 'tsconfig.json', '--pretty', 'false']);
 });
 
 test('esbuild Node bundles (ESM, CommonJS) run from another folder, nothing copied', async () => {
