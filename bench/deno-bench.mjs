@@ -5,7 +5,7 @@
 const [root, modelFile, wasmFile, runsArg] = Deno.args;
 const runs = Number(runsArg);
 const started = performance.now();
-const { loadClassifier } = await import(`${root}/dist/deno/vimedge.js`);
+const { loadClassifier } = await import(`${root}/dist/browser/vimedge.js`);
 const classifier = await loadClassifier(Deno.readFileSync(modelFile), { wasm: Deno.readFileSync(wasmFile) });
 const p = classifier.info.preprocess;
 const image = { width: p.resize, height: p.resize, channels: p.channels,

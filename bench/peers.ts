@@ -24,8 +24,9 @@
  *
  * measurePeers() is the API (bench/speed.ts puts its rows next to vimedge's own); the CLI prints a table.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -179,12 +180,50 @@ function quietLine(line: string): boolean {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// ONNX Runtime, installed on first use
+// ------------------------------------------------------------------------------------------------------------
+
+/** The part of onnxruntime-node's and onnxruntime-web's API (one API, onnxruntime-common) used here. */
+interface OrtTensor { data: unknown }
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface Ort {
+  env: { wasm: { numThreads: number }; versions?: { common?: string } };
+  InferenceSession: { create(model: string | Uint8Array, options: object): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
+}
+
+const ORT_VERSION = '1.30.0';
+const ORT_DIR = join(ROOT, 'bench/.peers');
+
+/**
+ * onnxruntime-node or -web from bench/.peers/ (ignored by git), installed there on first use: they are 300 MB
+ * that only this benchmark needs, and onnxruntime-node's install script would fetch CUDA libraries from
+ * outside the npm registry unless told to skip (ONNXRUNTIME_NODE_INSTALL=skip; its CPU library is in the
+ * npm package).
+ */
+async function importOrt(runtime: 'node' | 'web'): Promise<Ort> {
+  const name = `onnxruntime-${runtime}`;
+  if (!existsSync(join(ORT_DIR, 'node_modules', name, 'package.json'))) {
+    mkdirSync(ORT_DIR, { recursive: true });
+    const r = spawnSync('npm', ['install', '--prefix', ORT_DIR, '--no-save', '--no-package-lock', '--no-audit', '--no-fund',
+      `onnxruntime-node@${ORT_VERSION}`, `onnxruntime-web@${ORT_VERSION}`],
+    { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, stdio: ['ignore', 2, 2] });
+    if (r.status !== 0) throw new Error(`npm install of onnxruntime ${ORT_VERSION} into ${ORT_DIR} failed`);
+  }
+  const path = createRequire(join(ORT_DIR, 'package.json')).resolve(name);
+  return (await import(pathToFileURL(path).href)) as Ort;
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // Worker: one ONNX Runtime configuration in its own process
 // ------------------------------------------------------------------------------------------------------------
 
 async function workerMain(job: WorkerJob): Promise<void> {
   const t0 = performance.now();
-  const ort = job.runtime === 'web' ? await import('onnxruntime-web') : await import('onnxruntime-node');
+  const ort = await importOrt(job.runtime);
   const importMs = performance.now() - t0;
   const input = readF32(job.input);
   const started = performance.now();
@@ -231,7 +270,7 @@ async function runWorker(job: WorkerJob): Promise<WorkerResult> {
 // ------------------------------------------------------------------------------------------------------------
 
 async function checkWithOnnxruntimeNode(m: CheckManifest): Promise<Float32Array> {
-  const ort = await import('onnxruntime-node');
+  const ort = await importOrt('node');
   const session = await ort.InferenceSession.create(m.onnx, { executionProviders: ['cpu'] });
   const out = await session.run({ input: new ort.Tensor('float32', readF32(m.input.file), m.input.shape) });
   const logits = Float32Array.from(out.logits.data as Float32Array);

@@ -17,5 +17,5 @@ if (!fresh) {
   const labels = readLabels(readFileSync(labelsFile), labelsFile);
   const bytes = await convertCheckpoint(new Uint8Array(readFileSync(checkpoint)), checkpoint, { labels, preprocess });
   await writeFileAtomic(output, bytes);
-  console.log(`built ${output} (${(bytes.length / 1e6).toFixed(1)} MB) from ${checkpoint}`);
+  console.error(`built ${output} (${(bytes.length / 1e6).toFixed(1)} MB) from ${checkpoint}`);
 }

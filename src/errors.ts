@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'BAD_MODEL_FILE'   // .vimq magic, version, checksum, layout
   | 'BAD_IMAGE'        // undecodable, empty, over the pixel limit
   | 'BAD_DATASET'      // idx files, image folders
+  | 'WASM_BLOCKED'     // the host refuses to compile WebAssembly (a Content-Security-Policy without 'wasm-unsafe-eval')
   | 'BAD_ARGUMENT';    // CLI flags and API options
 
 /** Longest message kept; longer ones (a hostile file can make a quoted name megabytes long) are cut. */

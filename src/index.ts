@@ -1,15 +1,15 @@
 /**
  * Node entry (`vimedge` under the `node` condition): the public API of docs/API.md, with files read from
- * disk (src/hosts/node.ts), images decoded by sharp (src/hosts/node-decode.ts) and the kernels read from the
- * package's build/vimedge.wasm. Browsers, Deno and workerd get the same API from src/hosts/browser.ts and
- * worker.ts.
+ * disk (src/hosts/node.ts), images decoded by sharp where it is installed, else by the jSquash decoders
+ * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts).
+ * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
 import type { BinaryData, LoadOptions } from './api.js';
 import { createClassifier, type ImageClassifier } from './classifier.js';
 import { isRawImage, type RawImage } from './preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, isBinary } from './hosts/loading.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
-import { defaultModelPath, readSource } from './hosts/node.js';
+import { defaultModel, readSource } from './hosts/node.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
 import { createNodeThreads } from './hosts/node-threads.js';
 import { fail } from './errors.js';
@@ -38,8 +38,9 @@ async function decode(image: NodeImage, maxPixels: number): Promise<RawImage> {
  * Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly); without a source, the
  * shipped default model (models/vim-fmnist.w8a8.vimq).
  */
-export async function loadClassifier(source: ModelSource = defaultModelPath(), options: LoadOptions = {}): Promise<NodeClassifier> {
+export async function loadClassifier(source?: ModelSource, options: LoadOptions = {}): Promise<NodeClassifier> {
   const threads = checkLoadOptions(options);
+  source ??= defaultModel();
   let model: { bytes: Uint8Array; name: string };
   if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
   else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model');

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { kernelBench, rng, relErr } from './helpers/kernels.js';
 import { packKn8 } from '../src/convert/pack.js';
 import { KERNEL_NAMES } from '../src/model/kernels.js';
-import { packageRoot } from '../src/hosts/node-wasm.js';
+import { packageRoot } from '../src/hosts/node.js';
 
 const TOL = 1e-5;
 const fr = Math.fround;
@@ -267,11 +267,11 @@ test('int8_dot_peak sums its blocks times the 4 rows (3, -5, 7, -11) like a 4-ro
 // build (scripts/build-wasm.mjs): every build must export exactly those functions, with those arities.
 // Read with binaryen (the compiler's own), since Node 20 cannot compile the relaxed builds.
 test('the generated kernel list and signatures match what every build exports', () => {
-  const generated = readFileSync(path.join(packageRoot(), 'src/model/kernels.generated.ts'), 'utf8');
+  const generated = readFileSync(path.join(packageRoot()!, 'src/model/kernels.generated.ts'), 'utf8');
   const declared = [...generated.matchAll(/^ {2}(\w+)\((.*)\): \w+;$/gm)].map(([, name, params]) => `${name}/${params ? params.split(',').length : 0}`);
   assert.equal(declared.map((d) => d.split('/')[0]), ['heap_base', ...KERNEL_NAMES]);
   for (const file of ['vimedge.wasm', 'vimedge.relaxed.wasm', 'vimedge.mt.wasm', 'vimedge.mt.relaxed.wasm']) {
-    const module = binaryen.readBinary(readFileSync(path.join(packageRoot(), 'build', file)));
+    const module = binaryen.readBinary(readFileSync(path.join(packageRoot()!, 'build', file)));
     const exported: string[] = [];
     for (let i = 0; i < module.getNumExports(); i++) {
       const e = binaryen.getExportInfo(module.getExportByIndex(i));

@@ -29,7 +29,7 @@ test('detection: VIMEDGE_SIMD overrides, a bad value is refused by name', async 
   try {
     process.env.VIMEDGE_SIMD = 'portable';
     assert.is(simdFlavor(), 'portable');
-    assert.equal(await readKernelWasm(), readFileSync(path.join(ROOT, 'build/vimedge.wasm')));
+    assert.equal(await readKernelWasm(), new Uint8Array(readFileSync(path.join(ROOT, 'build/vimedge.wasm'))));
     process.env.VIMEDGE_SIMD = 'avx';
     assert.throws(() => simdFlavor(), /VIMEDGE_SIMD must be portable or relaxed, not 'avx'/);
   } finally {

@@ -1,5 +1,5 @@
 // Deno: deno run --allow-read=MODEL_DIR,IMAGE... classify.ts MODEL IMAGE... (one JSON line of top-5 per image)
-// Reads only the model and the images: the WebAssembly comes in as modules, which needs no permission.
+// Reads only the model and the images: the WebAssembly is inside the bundle, which needs no permission.
 import { loadClassifier } from 'vimedge'; // deno.json maps it to the build; in an app: "npm:vimedge"
 
 const [model, ...images] = Deno.args;

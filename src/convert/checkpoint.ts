@@ -15,6 +15,8 @@ import { packFloat } from './pack.js';
 
 export interface ConvertOptions {
   labels?: string[];
+  /** Class names for a model of exactly this many classes when `labels` is not given (the CLI: ImageNet's). */
+  fallbackLabels?: string[];
   preprocess?: Partial<PreprocessSpec>;
   /** Overrides for what inferConfig reads from the shapes. */
   stride?: number;
@@ -44,7 +46,8 @@ export function checkpointModel(bytes: Uint8Array, file: string, options: Conver
   const format = checkpointFormat(bytes, file);
   const sd = readCheckpoint(bytes, file);
   const config = inferConfig(sd, { stride: options.stride, imageSize: options.imageSize });
-  const labels = options.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
+  const fallback = options.fallbackLabels?.length === config.numClasses ? options.fallbackLabels : undefined;
+  const labels = options.labels ?? fallback ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
   if (labels.length !== config.numClasses) {
     fail('BAD_ARGUMENT', `${labels.length} labels given, the model has ${config.numClasses} classes`);
   }

@@ -1,12 +1,14 @@
 /**
- * Browser entry (`vimedge` under the `browser` condition; bundled to dist/browser/vimedge.js by
- * scripts/build-web.mjs). Also the universal one: it runs in web workers and in Deno (dist/deno/ wraps it so
- * that Deno needs no read permission for the WebAssembly).
+ * Browser entry (`vimedge` under the `browser` and `deno` conditions; bundled to dist/browser/vimedge.js by
+ * scripts/build-web.mjs). Also the universal one: it runs in web workers and in Deno.
  *
- * The WebAssembly files sit next to the bundle (dist/browser/*.wasm) and are fetched from there,
- * `new URL('./x.wasm', import.meta.url)`, a pattern bundlers (Vite, webpack 5, Parcel, esbuild with a
- * file loader) recognise and copy. Pass `wasm` / `decoders` to serve them from elsewhere.
+ * The WebAssembly is inside the JavaScript: the kernels (~20 kB of base64) in the bundle, the decoders in a
+ * chunk imported on first decode (src/hosts/inline-decoders.ts). Nothing is fetched, so any bundler works
+ * without copying files and Deno needs no read permission. Pass `wasm` / `decoders` to load others.
  */
+import { PORTABLE } from './kernels-wasm.generated.js';
+import { base64Bytes } from './loading.js';
+import { inlineDecoderWasm } from './inline-decoders.js';
 import { webHost } from './web.js';
 
 export * from '../api.js';
@@ -14,7 +16,7 @@ export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLik
 
 /** Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels. */
 export const loadClassifier = webHost({
-  wasm: () => new URL('./vimedge.wasm', import.meta.url),
-  jpeg: () => new URL('./mozjpeg_dec.wasm', import.meta.url),
-  png: () => new URL('./squoosh_png_bg.wasm', import.meta.url),
+  wasm: () => base64Bytes(PORTABLE),
+  jpeg: () => inlineDecoderWasm('jpeg'),
+  png: () => inlineDecoderWasm('png'),
 });

@@ -42,6 +42,20 @@ export async function fetchBytes(url: URL | string, what = String(url)): Promise
   return responseBytes(response, what);
 }
 
+/** The bytes of a base64 string: the WebAssembly the package carries inline (src/hosts/*-wasm.generated.ts). */
+export function base64Bytes(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * A page whose Content-Security-Policy lacks 'wasm-unsafe-eval' (Chromium: "Refused to compile ... Content
+ * Security Policy", Firefox: "blocked by CSP", workerd: "disallowed by embedder") is not a bad file.
+ */
+const WASM_BLOCKED = /content security policy|\bCSP\b|disallowed by embedder|code generation/i;
+
 /** Compiles kernels or decoder WebAssembly from any WasmSource; `read` serves strings and URLs. */
 export async function compileWasm(source: WasmSource, read: (url: URL | string) => Promise<Uint8Array>,
                                   what: string): Promise<WebAssembly.Module> {
@@ -54,6 +68,11 @@ export async function compileWasm(source: WasmSource, read: (url: URL | string) 
   try {
     return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
-    return fail('BAD_ARGUMENT', `${what}: not valid WebAssembly (${err instanceof Error ? err.message : String(err)})`);
+    const why = err instanceof Error ? err.message : String(err);
+    if (WASM_BLOCKED.test(why)) {
+      return fail('WASM_BLOCKED', `${what}: this page or runtime does not allow WebAssembly (${why}); `
+        + "allow it with script-src 'wasm-unsafe-eval' in the Content-Security-Policy");
+    }
+    return fail('BAD_ARGUMENT', `${what}: not valid WebAssembly (${why})`);
   }
 }

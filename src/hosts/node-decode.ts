@@ -8,11 +8,37 @@
  * here: CMYK -> RGB with PIL's naive formula (sharp would colour-manage), and 16-bit greyscale, which PIL
  * opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
  * in both.
+ *
+ * sharp is an optional dependency, loaded on the first decode: where it is not installed (`npm install
+ * --omit=optional`, a deploy built for another platform), JPEG and PNG are decoded by the jSquash decoders
+ * of the web hosts (src/hosts/web-decode.ts), which give the same pixels, and other formats are refused.
  */
-import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import type { Metadata, Sharp, SharpOptions } from 'sharp';
 import { checkMaxPixels, DEFAULT_MAX_PIXELS, type RawImage } from '../preprocess/raw-image.js';
 import { readFileChecked } from './node.js';
+import { decodeEncoded, sniffFormat, type DecoderModules } from './web-decode.js';
+import { inlineDecoderWasm } from './inline-decoders.js';
 import { fail } from '../errors.js';
+
+type SharpFactory = typeof import('sharp').default;
+
+let sharpLoad: Promise<SharpFactory | undefined> | undefined;
+
+/** sharp, or undefined where it cannot be loaded. */
+function loadSharp(): Promise<SharpFactory | undefined> {
+  return sharpLoad ??= import('sharp').then((m) => m.default, () => undefined);
+}
+
+/** The decoders used without sharp, compiled once. */
+const jsquash: DecoderModules = (() => {
+  const compiled = new Map<'jpeg' | 'png', Promise<WebAssembly.Module>>();
+  const get = (format: 'jpeg' | 'png') => {
+    let module = compiled.get(format);
+    if (!module) compiled.set(format, module = inlineDecoderWasm(format).then((b) => WebAssembly.compile(b as Uint8Array<ArrayBuffer>)));
+    return module;
+  };
+  return { jpeg: () => get('jpeg'), png: () => get('png') };
+})();
 
 export interface DecodedImage extends RawImage {
   channels: 3;
@@ -87,7 +113,7 @@ async function rawPixels(pipeline: Sharp, header: Header): Promise<Buffer> {
   return data;
 }
 
-async function decodeRgb(bytes: Uint8Array, header: Header, options: SharpOptions): Promise<Uint8Array> {
+async function decodeRgb(sharp: SharpFactory, bytes: Uint8Array, header: Header, options: SharpOptions): Promise<Uint8Array> {
   const input = sharp(bytes, options);
   const { width, height } = header;
   const pixels = width * height;
@@ -123,6 +149,11 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkMaxPixels(maxPixels);
   if (bytes.length === 0) fail('BAD_IMAGE', `${name}: empty file (0 bytes)`);
+  const sharp = await loadSharp();
+  if (!sharp) {
+    if (!sniffFormat(bytes)) fail('BAD_IMAGE', `${name}: not a JPEG or PNG image (other formats need the optional sharp package: npm install sharp)`);
+    return await decodeEncoded(bytes, name, jsquash, maxPixels) as DecodedImage;
+  }
   // Header only: the size is checked before any pixel is decoded.
   let meta: Metadata;
   try {
@@ -138,7 +169,7 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   // failOn 'error': libjpeg/libpng warnings (which PIL ignores) pass; truncated or corrupt data does not.
   const options = { ignoreIcc: true, limitInputPixels: maxPixels, failOn: 'error', pages: 1 } as const;
   try {
-    return { width, height, channels: 3, data: await decodeRgb(bytes, { ...meta, width, height }, options) };
+    return { width, height, channels: 3, data: await decodeRgb(sharp, bytes, { ...meta, width, height }, options) };
   } catch (err) {
     fail('BAD_IMAGE', `${name}: cannot decode image (${reason(err)})`);
   }

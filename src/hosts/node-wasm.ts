@@ -1,20 +1,10 @@
-/** Node: the compiled kernels, read from the package's build/ folder (made by `npm run build:wasm`). */
-import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+/**
+ * Node: the compiled kernels, carried inside the package's JavaScript (src/hosts/kernels-wasm.generated.ts,
+ * written by `npm run build:wasm` from build/*.wasm), so a bundle of this module needs no file beside it.
+ */
+import * as inline from './kernels-wasm.generated.js';
+import { base64Bytes } from './loading.js';
 import { fail } from '../errors.js';
-
-/** The package root: the nearest folder above this module holding package.json (works from src/ and dist/). */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) fail('BAD_ARGUMENT', 'cannot find the vimedge package root');
-    dir = up;
-  }
-  return dir;
-}
 
 /**
  * Which SIMD the kernels use: 'relaxed' where the engine runs relaxed SIMD correctly (the int4 GEMM's dot
@@ -51,15 +41,13 @@ export function simdFlavor(): SimdFlavor {
   return detected ??= relaxedSimdWorks() ? 'relaxed' : 'portable';
 }
 
-const cached = new Map<string, Promise<Uint8Array>>();
+const decoded = new Map<string, Uint8Array>();
 
-/** build/vimedge[.mt][.relaxed].wasm: the kernels for this engine, with shared memory for threads. */
-export function readKernelWasm(options: { threads?: boolean; flavor?: SimdFlavor } = {}): Promise<Uint8Array> {
+/** The kernels for this engine (build/vimedge[.mt][.relaxed].wasm), with shared memory for threads. */
+export async function readKernelWasm(options: { threads?: boolean; flavor?: SimdFlavor } = {}): Promise<Uint8Array> {
   const flavor = options.flavor ?? simdFlavor();
-  const name = `vimedge${options.threads ? '.mt' : ''}${flavor === 'relaxed' ? '.relaxed' : ''}.wasm`;
-  const file = path.join(packageRoot(), 'build', name);
-  if (!existsSync(file)) fail('BAD_ARGUMENT', `${file} is missing: run \`npm run build:wasm\``);
-  let bytes = cached.get(file);
-  if (!bytes) cached.set(file, bytes = readFile(file));
+  const name = `${options.threads ? 'THREADS_' : ''}${flavor === 'relaxed' ? 'RELAXED' : 'PORTABLE'}` as const;
+  let bytes = decoded.get(name);
+  if (!bytes) decoded.set(name, bytes = base64Bytes(inline[name]));
   return bytes;
 }

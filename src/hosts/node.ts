@@ -1,19 +1,62 @@
 /**
  * Node host: where files and URLs are read, for the API and the CLI alike (paths and file: URLs from disk,
- * http(s): URLs fetched), with one-line errors; and the shipped default model's path.
+ * http(s): URLs fetched), with one-line errors; and where the installed package's default model is.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { packageRoot } from './node-wasm.js';
 import { fetchBytes } from './loading.js';
 import { fail } from '../errors.js';
 
 /** The best W8A8 file of docs/QUANTIZATION.md (mambaquant): 0.04 points below fp32, a third of its size. */
 export const DEFAULT_MODEL = 'models/vim-fmnist.w8a8.vimq';
 
+function isVimedgeRoot(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === 'vimedge';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The vimedge package's folder: the nearest above this module (src/hosts/ in a checkout, dist/src/hosts/
+ * installed); inside a bundle (esbuild, ncc), where this module is part of the bundle's file, the `vimedge`
+ * package installed where the bundle runs from. Undefined when there is none (a bundle deployed alone).
+ */
+export function packageRoot(): string | undefined {
+  // A CommonJS bundle has no import.meta.url: there this module is in the file __filename names.
+  const here = typeof import.meta.url === 'string' ? fileURLToPath(import.meta.url)
+    : typeof __filename === 'string' ? __filename : path.join(process.cwd(), 'index.js');
+  for (let dir = path.dirname(here); ; dir = path.dirname(dir)) {
+    if (isVimedgeRoot(dir)) return dir;
+    if (path.dirname(dir) === dir) break;
+  }
+  for (const from of [here, path.join(process.cwd(), 'index.js')]) {
+    try {
+      return path.dirname(createRequire(from).resolve('vimedge/package.json'));
+    } catch {
+      // not installed where this bundle runs from: try the working directory, then give up
+    }
+  }
+  return undefined;
+}
+
+/** The default model's path (for the CLI's defaults and help; it may not exist, see defaultModel). */
 export function defaultModelPath(): string {
-  return path.join(packageRoot(), DEFAULT_MODEL);
+  return path.join(packageRoot() ?? 'node_modules/vimedge', DEFAULT_MODEL);
+}
+
+/** The default model's path, or a one-line error for the package's user when it is not installed. */
+export function defaultModel(): string {
+  const file = defaultModelPath();
+  if (!existsSync(file)) {
+    fail('BAD_ARGUMENT', `the default model (vimedge/${DEFAULT_MODEL}) is not installed where this code runs `
+      + '(a bundle deployed without node_modules?): pass loadClassifier a model path, URL or bytes');
+  }
+  return file;
 }
 
 /** A file's bytes; a missing or unreadable one fails as BAD_IMAGE for an image, BAD_ARGUMENT otherwise. */

@@ -39,11 +39,11 @@ export interface WebLoadOptions extends LoadOptions {
 
 export type WebClassifier = ImageClassifier<WebImage>;
 
-/** Where an entry finds its WebAssembly when the caller does not say. */
+/** Where an entry finds its WebAssembly when the caller does not say (asked for on first use). */
 export interface WebDefaults {
-  wasm: () => WasmSource;
-  jpeg: () => WasmSource;
-  png: () => WasmSource;
+  wasm: () => WasmSource | Promise<WasmSource>;
+  jpeg: () => WasmSource | Promise<WasmSource>;
+  png: () => WasmSource | Promise<WasmSource>;
 }
 
 interface DenoLike {
@@ -186,9 +186,9 @@ function webDecoder(modules: DecoderModules) {
 }
 
 /** Compiles once per source object; default sources are compiled once per page/isolate. */
-function lazyModule(source: () => WasmSource, what: string): () => Promise<WebAssembly.Module> {
+function lazyModule(source: () => WasmSource | Promise<WasmSource>, what: string): () => Promise<WebAssembly.Module> {
   let compiled: Promise<WebAssembly.Module> | undefined;
-  return () => compiled ??= compileWasm(source(), (url) => readWebSource(url, what), what).catch((err) => {
+  return () => compiled ??= Promise.resolve(source()).then((s) => compileWasm(s, (url) => readWebSource(url, what), what)).catch((err) => {
     compiled = undefined;
     throw err;
   });

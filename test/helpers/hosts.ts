@@ -51,8 +51,8 @@ export async function prepareModel(): Promise<{ dir: string; file: string }> {
 const newer = (a: string, b: string) => !existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs;
 
 /**
- * Builds what the hosts load when it is missing or older than its sources: dist/browser, dist/worker and
- * dist/deno (esbuild, < 1 s) and dist/src (tsc, for the Node example's `import 'vimedge'`).
+ * Builds what the hosts load when it is missing or older than its sources: dist/browser and dist/worker
+ * (esbuild, < 1 s) and dist/src (tsc, for the Node example's `import 'vimedge'`).
  */
 export function ensureBuilt(): void {
   const run = (cmd: string, args: string[]) => {
@@ -61,8 +61,8 @@ export function ensureBuilt(): void {
       throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     }
   };
-  const wasm = path.join(ROOT, 'build/vimedge.wasm');
-  if (!existsSync(wasm)) run('npm', ['run', '--silent', 'build:wasm']);
+  // build:wasm writes build/*.wasm and the modules that carry them inline (src/hosts/*-wasm.generated.ts).
+  if (!existsSync(path.join(ROOT, 'src/hosts/kernels-wasm.generated.ts'))) run('npm', ['run', '--silent', 'build:wasm']);
   const sources = ['src/index.ts', 'src/api.ts', 'src/hosts/web.ts', 'src/hosts/web-decode.ts', 'src/hosts/browser.ts', 'src/hosts/worker.ts'];
   if (sources.some((s) => newer(path.join(ROOT, s), path.join(ROOT, 'dist/src/index.js')))) {
     run(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json']);

@@ -61,7 +61,7 @@ for (const [m, k, n] of [[1, 13, 5], [50, 37, 34], [4, 1, 3], [17, 192, 44], [50
   if (outputs[0].some((v, i) => v !== outputs[1][i])) mismatches++;
 }
 
-const { loadClassifier } = await import(`${root}/dist/deno/vimedge.js`);
+const { loadClassifier } = await import(`${root}/dist/browser/vimedge.js`);
 const image = { width: 28, height: 28, channels: 1, data: Uint8Array.from({ length: 784 }, () => Math.floor(uniform() * 256)) };
 const scores = [];
 for (const wasm of ['build/vimedge.wasm', 'build/vimedge.relaxed.wasm']) {
