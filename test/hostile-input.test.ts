@@ -3,8 +3,8 @@
 // memory or hangs is not a refusal. Bombs run in a child process (helpers/measured.ts) with a time limit.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createServer, type Server } from 'node:http';
@@ -222,6 +222,19 @@ test('folder walks do not follow links to folders and skip FIFOs, devices and li
   assert.equal((await listImages(path.join(root, 'cls'))).map((f) => path.relative(root, f)), ['cls/a.png', 'cls/sub/b.png']);
   assert.is((await imageFolder(root)).count, 2);
   assert.ok(performance.now() - started < 2_000);
+});
+
+test('classify of a folder with an unreadable sub-folder: one line naming it, no stack trace', () => {
+  const root = path.join(tmp, 'locked-walk');
+  mkdirSync(path.join(root, 'locked'), { recursive: true });
+  copyFileSync(IMAGE, path.join(root, 'a.png'));
+  chmodSync(path.join(root, 'locked'), 0);
+  chmodSync(tmp, 0o755);
+  // root reads any folder: run the CLI as nobody there
+  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'classify', '--model', SMALL_PTH, root],
+    { encoding: 'utf8', timeout: 60_000, ...user });
+  refused({ code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }, /locked-walk\/locked: cannot list this folder \(EACCES\)/);
 });
 
 test('special files are refused by a stat of the opened file, before reading: /dev/zero, a FIFO, a link to /dev/zero', async () => {
