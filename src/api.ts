@@ -28,6 +28,14 @@ export type BinaryData = Uint8Array | ArrayBuffer | ArrayBufferView;
  */
 export type WasmSource = BinaryData | WebAssembly.Module | URL | string | Response;
 
+/** Bounds on one download: an endless body or a silent server must not hold a process for ever. */
+export interface FetchLimits {
+  /** Refuse a body longer than this many bytes (default 1 GiB). */
+  maxBytes?: number;
+  /** Give up when a download (headers and body) takes longer than this (default 120 000 ms). */
+  timeoutMs?: number;
+}
+
 export interface LoadOptions {
   /** The kernels (`build/vimedge.wasm`); each host has a default (docs/API.md). */
   wasm?: WasmSource;
@@ -38,4 +46,11 @@ export interface LoadOptions {
    * logits identical to one thread; with `wasm` given, only 1.
    */
   threads?: number;
+  /**
+   * Refuse a model whose WebAssembly memory (weights + the activations of one image) would exceed this many
+   * bytes (default 2 GiB): a small file may declare a huge input size.
+   */
+  maxMemory?: number;
+  /** Node: limits on every http(s) URL read for this classifier (model, kernels, images); defaults above. */
+  fetch?: FetchLimits;
 }

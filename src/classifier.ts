@@ -128,14 +128,16 @@ export interface ClassifierParts<Image> {
   convert?: ConvertOptions;
   /** A host's worker threads (Node); their pool is stopped if the model does not load. */
   threads?: Threads;
+  /** LoadOptions.maxMemory. */
+  maxMemory?: number;
 }
 
 /** Model bytes + kernels -> a classifier whose images go through `decode`. */
 export async function createClassifier<Image>(parts: ClassifierParts<Image>): Promise<ImageClassifier<Image>> {
-  const { model, name, kernels, decode, convert = {}, threads } = parts;
+  const { model, name, kernels, decode, convert = {}, threads, maxMemory } = parts;
   let loaded;
   try {
-    loaded = await loadModel(model, name, kernels, convert, threads);
+    loaded = await loadModel(model, name, kernels, convert, threads, maxMemory);
   } catch (e) {
     threads?.pool.dispose();
     throw e;

@@ -16,14 +16,15 @@ export type ErrorCode =
 const MAX_MESSAGE_CHARS = 1000;
 
 /**
- * Messages quote names taken from untrusted files (zip entries, pickle globals, tensor keys): control and
- * bidirectional-override characters are escaped so that a message stays one printable line and cannot
- * drive the terminal it is printed to.
+ * Messages quote names taken from untrusted files (zip entries, pickle globals, tensor keys), and the CLI
+ * prints labels and file names from them: control and bidirectional-override characters are escaped (as
+ * \uXXXX, which JSON reads back as the same character) so that a line stays one printable line and cannot
+ * drive the terminal it is printed to. Lines longer than maxChars are cut.
  */
-export function printable(text: string): string {
+export function printable(text: string, maxChars = MAX_MESSAGE_CHARS): string {
   const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return escaped.length > MAX_MESSAGE_CHARS ? `${escaped.slice(0, MAX_MESSAGE_CHARS)}... (cut)` : escaped;
+  return escaped.length > maxChars ? `${escaped.slice(0, maxChars)}... (cut)` : escaped;
 }
 
 export class VimedgeError extends Error {

@@ -4,10 +4,10 @@
  * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts).
  * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
-import type { BinaryData, LoadOptions } from './api.js';
+import type { BinaryData, FetchLimits, LoadOptions } from './api.js';
 import { createClassifier, type ImageClassifier } from './classifier.js';
 import { isRawImage, type RawImage } from './preprocess/raw-image.js';
-import { asBytes, checkLoadOptions, compileWasm, isBinary } from './hosts/loading.js';
+import { asBytes, checkLoadOptions, compileWasm, fetchLimits, isBinary } from './hosts/loading.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
 import { defaultModel, readSource } from './hosts/node.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
@@ -24,15 +24,16 @@ export type NodeImage = string | URL | BinaryData | RawImage;
 
 export type NodeClassifier = ImageClassifier<NodeImage>;
 
-async function decode(image: NodeImage, maxPixels: number): Promise<RawImage> {
+/** The decoder of a classifier whose URLs are fetched within `limits`. */
+const decoder = (limits?: FetchLimits) => async (image: NodeImage, maxPixels: number): Promise<RawImage> => {
   if (isRawImage(image)) return image;
   if (isBinary(image)) return decodeImageBytes(asBytes(image), 'image', { maxPixels });
   if (typeof image === 'string' || image instanceof URL) {
-    const { bytes, name } = await readSource(image, 'image');
+    const { bytes, name } = await readSource(image, 'image', limits);
     return decodeImageBytes(bytes, name, { maxPixels });
   }
   return fail('BAD_IMAGE', 'image: expected a path, a URL, bytes or decoded pixels ({ width, height, channels, data })');
-}
+};
 
 /**
  * Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly); without a source, the
@@ -41,15 +42,16 @@ async function decode(image: NodeImage, maxPixels: number): Promise<RawImage> {
 export async function loadClassifier(source?: ModelSource, options: LoadOptions = {}): Promise<NodeClassifier> {
   const threads = checkLoadOptions(options);
   source ??= defaultModel();
+  const limits = fetchLimits(options.fetch);
   let model: { bytes: Uint8Array; name: string };
   if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
-  else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model');
+  else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model', limits);
   else return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
   if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
   const kernels = options.wasm === undefined ? await readKernelWasm()
-    : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model')).bytes, 'vimedge.wasm');
+    : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
   return createClassifier({
-    model: model.bytes, name: model.name, kernels, decode, convert: options.convert,
+    model: model.bytes, name: model.name, kernels, decode: decoder(limits), convert: options.convert, maxMemory: options.maxMemory,
     threads: threads > 1 ? await createNodeThreads(threads) : undefined,
   });
 }

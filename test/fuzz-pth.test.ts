@@ -14,7 +14,7 @@ import { loadModel } from '../src/model/model-file.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import {
   applyMutations, describeMutations, expectClean, expectCleanAsync, fcOptions, fuzzRuns, modelRuns,
-  mutationsArb, pickleLayout, pickleOps, Tally, truncationPoints, validStateDict, zipLayout, type Layout,
+  mutationsArb, pickleLayout, pickleOps, Tally, truncationPoints, validStateDict, zipEntries, zipLayout, type Layout,
   type PickleOp,
 } from './helpers/fuzz.js';
 
@@ -24,8 +24,8 @@ const TRAINING = new Uint8Array(readFileSync('test/fixtures/readers/tiny-vim-tra
 const VIEWS = new Uint8Array(readFileSync('test/fixtures/readers/views.pth'));
 const wasm = await readKernelWasm();
 // The CI budget of each property; bench/fuzz.ts scales them to its --runs.
-const BUDGET = { zip: 500, pickle: 400, views: 300 };
-const TOTAL = BUDGET.zip + BUDGET.pickle + BUDGET.views;
+const BUDGET = { zip: 500, aliases: 200, pickle: 400, views: 300 };
+const TOTAL = BUDGET.zip + BUDGET.aliases + BUDGET.pickle + BUDGET.views;
 
 const input = new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i) * 2);
 let nonFiniteLogits = 0;
@@ -46,6 +46,37 @@ test('zip container: oversized length fields, bit flips, insertions and deletion
     expectClean(tally, `zip: ${describeMutations(mutations, zip)}`, bytes.length,
       () => readPth(bytes, 'fuzz.pth'), validStateDict);
   }), fcOptions(fuzzRuns(BUDGET.zip, TOTAL)));
+});
+
+// --- central-directory entries aliasing other entries' bytes (N entries on one blob cost N copies) --------------
+
+const { entries: ZIP_ENTRIES } = zipEntries(MODEL);
+
+/** Central entry `from` re-pointed at entry `to`'s local header (plus `shift` bytes), with `to`'s sizes. */
+interface Alias { from: number; to: number; shift: number }
+
+const aliasesArb: fc.Arbitrary<Alias[]> = fc.array(fc.record({
+  from: fc.nat(), to: fc.nat(), shift: fc.oneof(fc.constant(0), fc.constantFrom(-30, -1, 1, 30, 64, 4096), fc.integer({ min: -200, max: 200 })),
+}), { minLength: 1, maxLength: 12 });
+
+function applyAliases(aliases: Alias[]): Uint8Array {
+  const bytes = MODEL.slice();
+  const view = new DataView(bytes.buffer);
+  for (const { from, to, shift } of aliases) {
+    const a = ZIP_ENTRIES[from % ZIP_ENTRIES.length], b = ZIP_ENTRIES[to % ZIP_ENTRIES.length];
+    view.setUint32(a.centralHeader + 42, Math.max(0, b.localHeader + shift), true);
+    view.setUint32(a.centralHeader + 20, b.dataEnd - b.dataStart, true);
+    view.setUint32(a.centralHeader + 24, b.dataEnd - b.dataStart, true);
+  }
+  return bytes;
+}
+
+test('zip container: central-directory entries aliasing or overlapping other entries', () => {
+  fc.assert(fc.property(aliasesArb, (aliases) => {
+    const bytes = applyAliases(aliases);
+    const label = `aliases ${aliases.map((a) => `${a.from % ZIP_ENTRIES.length}->${a.to % ZIP_ENTRIES.length}${a.shift ? `+${a.shift}` : ''}`).join(' ')}`;
+    expectClean(tally, label, bytes.length, () => readPth(bytes, 'alias.pth'), validStateDict);
+  }), fcOptions(fuzzRuns(BUDGET.aliases, TOTAL)));
 });
 
 // --- the pickle inside: opcodes, dtypes, views, nesting, memo ----------------------------------------------

@@ -20,14 +20,17 @@ import {
   type Layout,
 } from './helpers/fuzz.js';
 import { rejects } from './helpers/rejects.js';
+import { readFloatModel } from '../src/model/model-file.js';
+import type { FloatModel } from '../src/convert/float-model.js';
+import { describeRecipe } from '../src/quant/recipe.js';
 
 const tally = new Tally('vimq');
 const wasm = await readKernelWasm();
 const LABELS = Array.from({ length: 10 }, (_, i) => `label ${i}`);
 const FILE = await convertCheckpoint(new Uint8Array(readFileSync('test/fixtures/small/small/model.pth')), 'model.pth', { labels: LABELS });
 const GRAY = await convertCheckpoint(new Uint8Array(readFileSync('test/fixtures/small/small-gray/model.pth')), 'model.pth');
-const BUDGET = { raw: 300, resigned: 400, metadata: 700 };
-const TOTAL = BUDGET.raw + BUDGET.resigned + BUDGET.metadata;
+const BUDGET = { raw: 300, resigned: 400, metadata: 700, readers: 300 };
+const TOTAL = BUDGET.raw + BUDGET.resigned + BUDGET.metadata + BUDGET.readers;
 
 // An RGB image of an odd size: the whole classify path (resize, crop, normalise, forward) runs on it.
 const IMAGE = { width: 37, height: 23, channels: 3 as const, data: new Uint8Array(37 * 23 * 3).map((_, i) => (i * 31) & 0xff) };
@@ -132,8 +135,10 @@ const metaEditArb: fc.Arbitrary<MetaEdit> = fc.oneof(
   fc.record({ at: fc.constant('labels' as const),
     value: fc.oneof(fc.constantFrom([], ['a'], LABELS.slice(0, 9), [...LABELS, 'extra'], null, 'abc', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [...LABELS.slice(0, 9), '']),
       fc.array(fc.string({ maxLength: 6 }), { minLength: 10, maxLength: 10 })) }),
-  fc.record({ at: fc.constant('top' as const), key: fc.constantFrom('weights', 'format', 'quantization', 'config', 'preprocess', 'labels', 'tensors'),
-    value: fc.constantFrom('f32', 'int8', 'f16', null, {}, [], 'vimq', { scheme: 'x' }) }),
+  fc.record({ at: fc.constant('top' as const), key: fc.constantFrom('weights', 'format', 'quantization', 'config', 'preprocess', 'labels', 'tensors', 'source'),
+    value: fc.constantFrom('f32', 'int8', 'f16', 'w8a8', null, {}, [], 'vimq', { scheme: 'x' }, { file: 'm.pth', format: 'onnx' }, { file: 7, format: 'pth' },
+      { method: 'rtn', bits: 'w8a8', weightBits: 8, activationBits: 8, simulated: false },
+      { method: 'rtn', bits: 'w8a8', weightBits: 8, activationBits: 8, simulated: false, weights: {}, activations: {}, transforms: 'x', calibration: null }) }),
 );
 
 function applyMetaEdits(edits: MetaEdit[]): ModelMetadata {
@@ -160,16 +165,35 @@ function applyMetaEdits(edits: MetaEdit[]): ModelMetadata {
   return m;
 }
 
+/** The edited metadata written and signed; undefined where the writer itself refuses it (tensors not a list). */
+async function signed(edits: MetaEdit[]): Promise<Uint8Array | undefined> {
+  try {
+    return await writeVimq(applyMetaEdits(edits) as any, DATA);
+  } catch {
+    return undefined;
+  }
+}
+
 test('metadata rewritten and re-signed: config, preprocessing, labels, tensor table (loaded, then an image classified)', async () => {
   await fc.assert(fc.asyncProperty(fc.array(metaEditArb, { minLength: 1, maxLength: 3 }), async (edits) => {
-    let bytes: Uint8Array;
-    try {
-      bytes = await writeVimq(applyMetaEdits(edits) as any, DATA);
-    } catch (e) {
-      return; // the writer itself refused (e.g. tensors is not an array): nothing to load
-    }
-    await expectCleanAsync(tally, `metadata ${JSON.stringify(edits).slice(0, 300)}`, bytes.length, load(bytes), validLoaded);
+    const bytes = await signed(edits);
+    if (bytes) await expectCleanAsync(tally, `metadata ${JSON.stringify(edits).slice(0, 300)}`, bytes.length, load(bytes), validLoaded);
   }), fcOptions(fuzzRuns(BUDGET.metadata, TOTAL)));
+});
+
+/** What inspect, quantize and outliers need of a model they read: a config, labels for it, a printable recipe. */
+function validRead(m: FloatModel): void {
+  const { config, labels, quantization, source } = m.metadata;
+  if (labels.length !== config.numClasses) invalid(`${labels.length} labels for ${config.numClasses} classes`);
+  if (typeof source.file !== 'string') invalid('source without a file');
+  describeRecipe(quantization);
+}
+
+test('metadata rewritten and re-signed, read as inspect / quantize / outliers read it (no loader behind)', async () => {
+  await fc.assert(fc.asyncProperty(fc.array(metaEditArb, { minLength: 1, maxLength: 3 }), async (edits) => {
+    const bytes = await signed(edits);
+    if (bytes) await expectCleanAsync(tally, `read ${JSON.stringify(edits).slice(0, 300)}`, bytes.length, () => readFloatModel(bytes, 'fuzz.vimq'), validRead);
+  }), fcOptions(fuzzRuns(BUDGET.readers, TOTAL)));
 });
 
 // --- length fields are checked against the file before anything is allocated --------------------------------

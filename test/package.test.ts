@@ -89,7 +89,7 @@ test('installed with its dependencies: at most 35 MB, sharp there, vega not (the
   assert.not.ok(existsSync(path.join(app, 'node_modules/vega')));
   // The charts (`eval --plot`, `outliers`) are the only users of vega: without it, a one-line error.
   const chart = run(process.execPath, ['--input-type=module', '-e',
-    "const { chartPng } = await import('vimedge/dist/src/eval/chart-png.js'); await chartPng({}).catch((e) => console.log(e.code, e.message));"]);
+    "const { vegaPng } = await import('vimedge/dist/src/report/png.js'); await vegaPng({}).catch((e) => console.log(e.code, e.message));"]);
   assert.is(chart.stdout.trim(), 'BAD_ARGUMENT drawing a chart needs the optional package vega: npm install vega', chart.stderr);
 });
 

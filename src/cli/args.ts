@@ -1,8 +1,7 @@
 /** Parsers for CLI option values, each failing with a message that names the flag. */
 import { availableParallelism } from 'node:os';
-import { existsSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
+import { outputProblem } from './output.js';
 
 export function positiveInt(flag: string) {
   return (value: string): number => {
@@ -26,12 +25,17 @@ export function threadsOption(): Option {
     .default(availableParallelism(), 'available cores');
 }
 
-/** An output file whose folder exists: checked when the options are read, before minutes of work. */
+/** An output file that may be written (output.ts): checked when the options are read, before minutes of work. */
 export function outputFile(flag: string) {
   return (value: string): string => {
-    const folder = path.dirname(path.resolve(value));
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InvalidArgumentError(`${flag} ${value}: the folder ${folder} does not exist`);
-    if (existsSync(value) && statSync(value).isDirectory()) throw new InvalidArgumentError(`${flag} ${value} is a folder, not a file`);
+    const problem = outputProblem(value);
+    if (problem !== undefined) throw new InvalidArgumentError(`${flag} ${problem}`);
     return value;
   };
+}
+
+/** --max-memory: LoadOptions.maxMemory in MiB. */
+export function maxMemoryOption(): Option {
+  return new Option('--max-memory <MiB>', 'refuse a model needing more WebAssembly memory than this (default 2048)')
+    .argParser((value) => positiveInt('--max-memory')(value) * 2 ** 20);
 }

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { defaultModelPath } from '../hosts/node.js';
-import { positiveInt, threadsOption } from './args.js';
+import { positiveInt, threadsOption, maxMemoryOption } from './args.js';
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -16,10 +16,11 @@ export function benchCommand(): Command {
     .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 3)
     .option('--json', 'print one JSON object')
     .addOption(threadsOption())
+    .addOption(maxMemoryOption())
     .action(async (file: string, opts) => {
       const { loadClassifier } = await import('../index.js');
       const started = performance.now();
-      const classifier = await loadClassifier(file, { threads: opts.threads });
+      const classifier = await loadClassifier(file, { threads: opts.threads, maxMemory: opts.maxMemory });
       const p = classifier.info.preprocess;
       // A fixed pseudo-random image at the resize size (resizing is then a no-op): the work per image does
       // not depend on the values.

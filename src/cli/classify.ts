@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { stat } from 'node:fs/promises';
 import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
-import { positiveInt, threadsOption } from './args.js';
+import { printLines } from './print.js';
+import { positiveInt, threadsOption, maxMemoryOption } from './args.js';
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -32,11 +33,12 @@ export function classifyCommand(): Command {
     .option('--logits', 'include the raw logits (with --json)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .addOption(threadsOption())
+    .addOption(maxMemoryOption())
     .action(async (inputs: string[], opts) => {
       const { loadClassifier } = await import('../index.js');
       const { rankLabels } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(opts.model, { threads: opts.threads });
+      const classifier = await loadClassifier(opts.model, { threads: opts.threads, maxMemory: opts.maxMemory });
       const { files, fromFolder } = await expandInputs(inputs);
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
       bar?.start(files.length, 0);
@@ -49,7 +51,7 @@ export function classifyCommand(): Command {
           const line = opts.json
             ? JSON.stringify({ file, top, ...(opts.logits ? { logits: Array.from(logits) } : {}) })
             : `${file}: ${top.map((p) => `${p.label} (${p.score.toFixed(4)})`).join(', ')}`;
-          process.stdout.write(line + '\n');
+          printLines(line);
         } catch (e) {
           if (!(e instanceof VimedgeError)) throw e;
           failed++;

@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { defaultModelPath } from '../hosts/node.js';
 import { writeFileAtomic } from './output.js';
-import { outputFile, positiveInt, threadsOption } from './args.js';
+import { printLines } from './print.js';
+import { outputFile, positiveInt, threadsOption, maxMemoryOption } from './args.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -15,13 +16,14 @@ export function evalCommand(): Command {
     .option('--plot <file>', 'write the confusion matrix as a PNG', outputFile('--plot'))
     .option('--predictions', 'include the top-1 prediction of every image (with --json)')
     .addOption(threadsOption())
+    .addOption(maxMemoryOption())
     .action(async (file: string, opts) => {
       const { loadClassifier } = await import('../index.js');
       const { openDataset } = await import('../datasets/open.js');
       const { evaluate } = await import('../eval/evaluate.js');
       const { formatConfusion } = await import('../eval/metrics.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(file, { threads: opts.threads });
+      const classifier = await loadClassifier(file, { threads: opts.threads, maxMemory: opts.maxMemory });
       const data = await openDataset(opts.dataset, opts.split);
       const count = Math.min(opts.limit ?? Infinity, data.count);
       const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr, etaBuffer: 200 }, Presets.shades_classic) : undefined;
@@ -35,12 +37,12 @@ export function evalCommand(): Command {
       }
       if (opts.json) {
         const { predictions, ...rest } = result;
-        console.log(JSON.stringify({ model: file, ...rest, ...(opts.predictions ? { predictions } : {}) }));
+        printLines(JSON.stringify({ model: file, ...rest, ...(opts.predictions ? { predictions } : {}) }));
         return;
       }
-      console.log(`${file} on ${result.dataset}: ${result.images} images, top-1 ${(100 * result.top1).toFixed(2)}%, ` +
+      printLines(`${file} on ${result.dataset}: ${result.images} images, top-1 ${(100 * result.top1).toFixed(2)}%, ` +
         `top-5 ${(100 * result.top5).toFixed(2)}%, ${result.images_per_s.toFixed(1)} images/s`);
-      for (const c of result.per_class) console.log(`  ${c.label.padEnd(14)} ${(100 * c.top1).toFixed(1).padStart(5)}%  (${c.images} images)`);
-      console.log(`confusion (rows: true class, columns: predicted)\n${formatConfusion(result, labels)}`);
+      for (const c of result.per_class) printLines(`  ${c.label.padEnd(14)} ${(100 * c.top1).toFixed(1).padStart(5)}%  (${c.images} images)`);
+      printLines(`confusion (rows: true class, columns: predicted)\n${formatConfusion(result, labels)}`);
     });
 }

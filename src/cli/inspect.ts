@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { describeRecipe } from '../quant/recipe.js';
+import { printLines } from './print.js';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -20,12 +21,12 @@ export function inspectCommand(): Command {
         labels: metadata.labels.slice(0, 10), source: metadata.source,
       };
       if (opts.json) {
-        console.log(JSON.stringify(summary));
+        printLines(JSON.stringify(summary));
         return;
       }
       const c = metadata.config;
       const p = metadata.preprocess;
-      console.log([
+      printLines([
         `${file}: ${(bytes.length / 1e6).toFixed(1)} MB, ${metadata.weights} weights, ${parameters.toLocaleString('en-US')} parameters`,
         `  shape:      D=${c.embedDim} depth=${c.depth} E=${c.innerDim} N=${c.dState} R=${c.dtRank} K=${c.dConv}`,
         `  input:      ${c.channels}x${c.imageSize}x${c.imageSize}, patch ${c.patchSize} stride ${c.stride}, L=${c.numTokens} tokens, class token at ${c.clsIndex}`,

@@ -6,7 +6,7 @@
  * not load every verb's dependencies (test/cli.test.ts checks).
  */
 import { Command, CommanderError } from 'commander';
-import { VimedgeError } from '../errors.js';
+import { printable, VimedgeError } from '../errors.js';
 import { classifyCommand } from './classify.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
@@ -42,5 +42,8 @@ try {
     console.error(`vimedge: ${e.message}`);
     process.exit(1);
   }
-  throw e;
+  // A bug, not bad input: still one line (exit 2); VIMEDGE_DEBUG=1 prints where it happened.
+  if (process.env.VIMEDGE_DEBUG) throw e;
+  console.error(`vimedge: internal error: ${printable(e instanceof Error ? e.message : String(e))} (VIMEDGE_DEBUG=1 shows the stack)`);
+  process.exit(2);
 }

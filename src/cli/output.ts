@@ -3,9 +3,15 @@
  * temporary file exists, SIGINT / SIGTERM / SIGHUP (Ctrl-C, `kill`, a closed terminal) and process.exit()
  * remove it before the process ends; the signal then takes its default course, so the exit status still
  * says the run was interrupted.
+ *
+ * The rename replaces whatever the path names, so only a regular file (or nothing) may be replaced: a device
+ * (`-o /dev/null`), FIFO, socket, symbolic link or folder is refused, when the options are read (args.ts) and
+ * again at write time.
  */
 import { writeFile, rename, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { lstatSync, rmSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { fail } from '../errors.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const pending = new Set<string>();
@@ -42,11 +48,33 @@ function release(file?: string): void {
   process.off('exit', removePending);
 }
 
+/** Why `file` cannot be an output file (a line naming it), or undefined: a regular file or a new name in a folder. */
+export function outputProblem(file: string): string | undefined {
+  if (file === '') return "'' is not a file name";
+  const folder = path.dirname(path.resolve(file));
+  if (!statOrUndefined(folder, statSync)?.isDirectory()) return `${file}: the folder ${folder} does not exist`;
+  const info = statOrUndefined(file, lstatSync);
+  if (info === undefined || info.isFile()) return undefined;
+  const kind = info.isDirectory() ? 'a folder' : info.isSymbolicLink() ? 'a symbolic link'
+    : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : info.isFIFO() ? 'a FIFO' : 'a socket';
+  return `${file} is ${kind}, not a file (writing would replace it)`;
+}
+
+function statOrUndefined(file: string, stat: typeof statSync): Stats | undefined {
+  try {
+    return stat(file);
+  } catch {
+    return undefined;
+  }
+}
+
 export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  const problem = outputProblem(file);
+  if (problem !== undefined) fail('BAD_ARGUMENT', problem);
   const temporary = `${file}.partial-${process.pid}`;
   guard(temporary);
   try {
-    await writeFile(temporary, bytes);
+    await writeFile(temporary, bytes, { flag: 'wx' });   // never through a link planted at the temporary name
     await rename(temporary, file);
   } catch (e) {
     await rm(temporary, { force: true });

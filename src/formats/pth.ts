@@ -4,8 +4,7 @@
  * `<prefix>/version`. The pickle is read by the restricted unpickler; only the storages of the selected
  * state_dict are extracted and decoded, so optimizer moments and EMA copies cost nothing.
  */
-import { unzipSync, type UnzipFileInfo } from 'fflate';
-import { fail, VimedgeError } from '../errors.js';
+import { fail } from '../errors.js';
 import { decodeFloats, FLOAT_DTYPE_BYTES, numel, shapeString, type FloatDtype, type StateDict, type Tensor } from '../tensor.js';
 import { describePickleValue, TensorRef, unpickle, type PickleValue } from './pickle.js';
 
@@ -23,24 +22,20 @@ export function readPth(bytes: Uint8Array, name = 'checkpoint'): StateDict {
     }
     bad(name, 'not a zip archive, so not a torch.save checkpoint');
   }
-  checkCentralDirectory(bytes, name);
-  const entries = listEntries(bytes, name);
+  const entries = readEntries(bytes, name);
   const prefix = archivePrefix(entries, name);
   const pklName = `${prefix}data.pkl`;
-  const byteorderName = `${prefix}byteorder`;
-  const meta = extract(bytes, name, entries, [pklName, byteorderName]);
-  const littleEndian = isLittleEndian(meta.get(byteorderName), name);
-  const tensors = selectStateDict(unpickle(meta.get(pklName)!, `${name}: ${pklName}`), name);
+  const littleEndian = isLittleEndian(entries.get(`${prefix}byteorder`), name);
+  const tensors = selectStateDict(unpickle(entries.get(pklName)!, `${name}: ${pklName}`), name);
 
   const storageEntry = (ref: TensorRef) => `${prefix}data/${ref.storage.key}`;
-  const storages = extract(bytes, name, entries, [...tensors.values()].map(storageEntry));
   const sd: StateDict = new Map();
   // Each view is bounded by its storage (materialize), but views of one storage can repeat: cap the total
   // so that a small file cannot demand unbounded memory.
   let elementsLeft = bytes.length;
   for (const [key, ref] of tensors) {
     const entryName = storageEntry(ref);
-    const storage = storages.get(entryName) ?? bad(name, `tensor '${key}' needs ${entryName}, which the archive lacks`);
+    const storage = entries.get(entryName) ?? bad(name, `tensor '${key}' needs ${entryName}, which the archive lacks`);
     const tensor = materialize(ref, storage, littleEndian, `${name}: tensor '${key}'`);
     elementsLeft -= tensor.data.length;
     if (elementsLeft < 0) bad(name, `at tensor '${key}', the views add up to more elements than the file has bytes`);
@@ -49,86 +44,119 @@ export function readPth(bytes: Uint8Array, name = 'checkpoint'): StateDict {
   return sd;
 }
 
-// --- the zip container (fflate lists and extracts; these checks keep it on the bytes that exist) ---------
+// --- the zip container --------------------------------------------------------------------------------------
+// torch.save writes a plain stored archive, so the reader is small: the end-of-central-directory record, the
+// central directory, one local header per entry. Every entry's bytes are a view of the file, never a copy,
+// and no two entries may share bytes: N directory entries aliasing one blob would otherwise cost N times it.
 
 const EOCD_SIGNATURE = 0x06054b50;
 const EOCD_BYTES = 22;
 const MAX_ZIP_COMMENT = 0xffff;
 const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
 const ZIP64_EOCD_SIGNATURE = 0x06064b50;
-const CENTRAL_HEADER_MIN_BYTES = 46;
+const CENTRAL_SIGNATURE = 0x02014b50;
+const CENTRAL_HEADER_BYTES = 46;
+const LOCAL_SIGNATURE = 0x04034b50;
+const LOCAL_HEADER_BYTES = 30;
+const ZIP64_EXTRA_ID = 0x0001;
+const ZIP64_MARK = 0xffffffff;
+
+/** Entry name -> its stored bytes (a view of the archive). */
+type Entries = Map<string, Uint8Array>;
+
+function u16At(bytes: Uint8Array, at: number): number {
+  return at < 0 || at + 2 > bytes.length ? -1 : bytes[at] | bytes[at + 1] << 8;
+}
 
 function u32At(bytes: Uint8Array, at: number): number {
   if (at < 0 || at + 4 > bytes.length) return -1;
   return (bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 | bytes[at + 3] << 24) >>> 0;
 }
 
-/**
- * fflate trusts the end-of-central-directory record: a bad entry count or offset makes it read past the
- * file (as zeros) or loop billions of times. Locate the record the way fflate does and check that the
- * directory it points at fits in the file before fflate walks it.
- */
-function checkCentralDirectory(bytes: Uint8Array, name: string): void {
+/** A little-endian u64 that must be a safe integer (no archive this reader accepts is near 2^53 bytes). */
+function u64At(bytes: Uint8Array, at: number): number {
+  const low = u32At(bytes, at), high = u32At(bytes, at + 4);
+  return low < 0 || high < 0 || high >= 2 ** 21 ? -1 : high * 2 ** 32 + low;
+}
+
+/** Where the central directory is and how many entries it has (zip64 where torch wrote it). */
+function centralDirectory(bytes: Uint8Array, name: string): { count: number; offset: number; end: number } {
   let eocd = bytes.length - EOCD_BYTES;
   const lowest = Math.max(0, bytes.length - EOCD_BYTES - MAX_ZIP_COMMENT);
   while (eocd >= lowest && u32At(bytes, eocd) !== EOCD_SIGNATURE) eocd--;
   if (eocd < lowest) bad(name, 'truncated zip: no end-of-central-directory record');
-  let count = bytes[eocd + 8] | bytes[eocd + 9] << 8;
+  let count = u16At(bytes, eocd + 10);
   let offset = u32At(bytes, eocd + 16);
-  let directoryEnd = eocd;
+  let end = eocd;
   if (u32At(bytes, eocd - 20) === ZIP64_LOCATOR_SIGNATURE) {
-    const zip64 = u32At(bytes, eocd - 12);
+    const zip64 = u64At(bytes, eocd - 12);
     if (u32At(bytes, zip64) === ZIP64_EOCD_SIGNATURE) {
-      count = u32At(bytes, zip64 + 32);
-      offset = u32At(bytes, zip64 + 48);
-      directoryEnd = zip64;
+      count = u64At(bytes, zip64 + 32);
+      offset = u64At(bytes, zip64 + 48);
+      end = zip64;
     }
   }
-  if (offset < 0 || count < 0 || offset + count * CENTRAL_HEADER_MIN_BYTES > directoryEnd) {
-    bad(name, `truncated zip central directory (${count} entries at byte ${offset}, record at byte ${directoryEnd})`);
+  if (offset < 0 || count < 0 || offset + count * CENTRAL_HEADER_BYTES > end) {
+    bad(name, `truncated zip central directory (${count} entries at byte ${offset}, record at byte ${end})`);
   }
+  return { count, offset, end };
 }
 
-/** fflate with its plain Errors turned into BAD_CHECKPOINT; ours pass through. */
-function unzip(bytes: Uint8Array, name: string, filter: (entry: UnzipFileInfo) => boolean): Record<string, Uint8Array> {
-  try {
-    return unzipSync(bytes, { filter });
-  } catch (e) {
-    if (e instanceof VimedgeError) throw e;
-    return bad(name, `corrupt zip archive (${(e as Error).message})`);
+/** Sizes and offset of a central header, from its zip64 extra field where the 32-bit ones say 0xffffffff. */
+function entrySizes(bytes: Uint8Array, at: number, extraAt: number, extraEnd: number):
+    { compressed: number; original: number; local: number } {
+  const fields = { original: u32At(bytes, at + 24), compressed: u32At(bytes, at + 20), local: u32At(bytes, at + 42) };
+  if (fields.original !== ZIP64_MARK && fields.compressed !== ZIP64_MARK && fields.local !== ZIP64_MARK) return fields;
+  for (let e = extraAt; e + 4 <= extraEnd; e += 4 + u16At(bytes, e + 2)) {
+    if (u16At(bytes, e) !== ZIP64_EXTRA_ID) continue;
+    let field = e + 4;   // the 64-bit values present, in this order (APPNOTE 4.5.3)
+    for (const key of ['original', 'compressed', 'local'] as const) {
+      if (fields[key] === ZIP64_MARK) fields[key] = u64At(bytes, (field += 8) - 8);
+    }
   }
+  return fields;
 }
 
-/** Entry name -> size. torch.save stores entries uncompressed, so anything else is refused unread. */
-function listEntries(bytes: Uint8Array, name: string): Map<string, number> {
-  const entries = new Map<string, number>();
-  unzip(bytes, name, (entry) => {
-    if (entries.has(entry.name)) bad(name, `zip entry ${entry.name} appears twice`);
-    if (entry.compression !== 0) {
-      bad(name, `zip entry ${entry.name} is compressed (method ${entry.compression}); torch.save stores entries uncompressed`);
+/**
+ * Every entry of the archive as a view of its stored bytes. Refused before anything is read: headers outside
+ * the file, compressed entries (torch.save stores), duplicate names, and entries whose bytes (local header
+ * included) overlap another's or the central directory.
+ */
+function readEntries(bytes: Uint8Array, name: string): Entries {
+  const { count, offset, end } = centralDirectory(bytes, name);
+  const entries: Entries = new Map();
+  const extents: [number, number, string][] = [];
+  let at = offset;
+  for (let i = 0; i < count; i++) {
+    if (u32At(bytes, at) !== CENTRAL_SIGNATURE) bad(name, `zip central directory entry ${i} at byte ${at} is damaged`);
+    const nameLength = u16At(bytes, at + 28), extraLength = u16At(bytes, at + 30), commentLength = u16At(bytes, at + 32);
+    const next = at + CENTRAL_HEADER_BYTES + nameLength + extraLength + commentLength;
+    if (next > end) bad(name, `zip central directory entry ${i} runs past the directory`);
+    const entryName = new TextDecoder().decode(bytes.subarray(at + CENTRAL_HEADER_BYTES, at + CENTRAL_HEADER_BYTES + nameLength));
+    const method = u16At(bytes, at + 10);
+    const extraAt = at + CENTRAL_HEADER_BYTES + nameLength;
+    const { compressed, original, local } = entrySizes(bytes, at, extraAt, extraAt + extraLength);
+    if (entries.has(entryName)) bad(name, `zip entry ${entryName} appears twice`);
+    if (method !== 0) bad(name, `zip entry ${entryName} is compressed (method ${method}); torch.save stores entries uncompressed`);
+    if (compressed !== original || compressed < 0 || compressed > bytes.length) {
+      bad(name, `zip entry ${entryName} declares ${original} bytes in a ${bytes.length}-byte file`);
     }
-    if (entry.size !== entry.originalSize || entry.size > bytes.length) {
-      bad(name, `zip entry ${entry.name} declares ${entry.originalSize} bytes in a ${bytes.length}-byte file`);
-    }
-    entries.set(entry.name, entry.size);
-    return false;
-  });
+    if (local < 0 || u32At(bytes, local) !== LOCAL_SIGNATURE) bad(name, `zip entry ${entryName}: no local header at byte ${local}`);
+    const dataAt = local + LOCAL_HEADER_BYTES + u16At(bytes, local + 26) + u16At(bytes, local + 28);
+    if (dataAt + compressed > offset) bad(name, `zip entry ${entryName} runs past the end of the file (truncated)`);
+    entries.set(entryName, bytes.subarray(dataAt, dataAt + compressed));
+    extents.push([local, dataAt + compressed, entryName]);
+    at = next;
+  }
+  extents.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < extents.length; i++) {
+    if (extents[i][0] < extents[i - 1][1]) bad(name, `zip entries ${extents[i - 1][2]} and ${extents[i][2]} overlap`);
+  }
   return entries;
 }
 
-function extract(bytes: Uint8Array, name: string, entries: Map<string, number>, wanted: string[]): Map<string, Uint8Array> {
-  const wantedSet = new Set(wanted);
-  const files = unzip(bytes, name, (entry) => wantedSet.has(entry.name));
-  const out = new Map<string, Uint8Array>();
-  for (const [entryName, data] of Object.entries(files)) {
-    if (data.length !== entries.get(entryName)) bad(name, `zip entry ${entryName} runs past the end of the file (truncated)`);
-    out.set(entryName, data);
-  }
-  return out;
-}
-
 /** The archive's top folder ("archive/" or the file stem torch chose), found by its data.pkl. */
-function archivePrefix(entries: Map<string, number>, name: string): string {
+function archivePrefix(entries: Entries, name: string): string {
   const pickles = [...entries.keys()].filter((entry) => /^[^/]+\/data\.pkl$/.test(entry));
   if (pickles.length === 0) bad(name, 'zip archive has no <folder>/data.pkl, so it is not a torch.save checkpoint');
   if (pickles.length > 1) bad(name, `zip archive has ${pickles.length} data.pkl entries (${pickles.slice(0, 3).join(', ')})`);

@@ -2,13 +2,14 @@
  * Node host: where files and URLs are read, for the API and the CLI alike (paths and file: URLs from disk,
  * http(s): URLs fetched), with one-line errors; and where the installed package's default model is.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync, constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import type { FetchLimits } from '../api.js';
 import { fetchBytes } from './loading.js';
-import { fail } from '../errors.js';
+import { fail, VimedgeError } from '../errors.js';
 
 /** The best W8A8 file of docs/QUANTIZATION.md (mambaquant): 0.04 points below fp32, a third of its size. */
 export const DEFAULT_MODEL = 'models/vim-fmnist.w8a8.vimq';
@@ -59,21 +60,44 @@ export function defaultModel(): string {
   return file;
 }
 
-/** A file's bytes; a missing or unreadable one fails as BAD_IMAGE for an image, BAD_ARGUMENT otherwise. */
+/** Largest file read (Node's own limit for one Buffer read is about this). */
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+
+/**
+ * A regular file's bytes (a link to one is followed); a missing or unreadable one, a folder, a device
+ * (`/dev/zero` never ends), a FIFO (blocks until a writer comes) or a socket fails as BAD_IMAGE for an image,
+ * BAD_ARGUMENT otherwise. The kind and size are taken from the opened file, so a swap between the check and
+ * the read changes nothing; opening does not block (O_NONBLOCK), even on a FIFO.
+ */
 export async function readFileChecked(file: string, what: string): Promise<Uint8Array> {
+  const refuse = (why: string): never => fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${file}: ${why}`);
+  let handle: FileHandle | undefined;
   try {
-    return new Uint8Array(await readFile(file));
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const info = await handle.stat();
+    if (info.isDirectory()) refuse('is a directory');
+    if (!info.isFile()) refuse('is not a regular file (a device, FIFO or socket)');
+    if (info.size > MAX_FILE_BYTES) refuse(`is ${info.size} bytes, over the limit of ${MAX_FILE_BYTES}`);
+    const bytes = new Uint8Array(info.size);
+    let at = 0;
+    for (let n = 1; at < bytes.length && n > 0; at += n) n = (await handle.read(bytes, at, bytes.length - at, at)).bytesRead;
+    return bytes.subarray(0, at);   // shorter if the file shrank meanwhile
   } catch (e) {
+    if (e instanceof VimedgeError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    return fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${file}: ${why}`);
+    return refuse(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message);
+  } finally {
+    await handle?.close();
   }
 }
 
-/** A path, a file: URL (read from disk) or an http(s): URL (fetched), and the name its errors will use. */
-export async function readSource(source: string | URL, what: string): Promise<{ bytes: Uint8Array; name: string }> {
+/**
+ * A path, a file: URL (read from disk) or an http(s): URL (fetched within `limits`), and the name its errors
+ * will use.
+ */
+export async function readSource(source: string | URL, what: string, limits?: FetchLimits): Promise<{ bytes: Uint8Array; name: string }> {
   const url = source instanceof URL ? source : /^(https?|file):/i.test(source) ? new URL(source) : undefined;
-  if (url && url.protocol !== 'file:') return { bytes: await fetchBytes(url), name: url.href };
+  if (url && url.protocol !== 'file:') return { bytes: await fetchBytes(url, url.href, limits), name: url.href };
   const file = url ? fileURLToPath(url) : (source as string);
   return { bytes: await readFileChecked(file, what), name: file };
 }

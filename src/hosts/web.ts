@@ -209,6 +209,7 @@ export function webHost(defaults: WebDefaults) {
     const wasm = options.wasm === undefined ? await kernels()
       : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
     const { bytes, name } = await sourceBytes(source, 'model');
-    return createClassifier({ model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert });
+    return createClassifier({ model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert,
+      maxMemory: options.maxMemory });
   };
 }

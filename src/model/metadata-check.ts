@@ -3,11 +3,13 @@
  * file is what its writer wrote; a model downloaded from a stranger can carry any signed JSON, and every
  * number here sizes wasm memory, drives a kernel loop or indexes the labels. So: the config must be one that
  * infer-config could have produced (self-consistent, every dimension backed by stored weights), the labels
- * must name every class, the preprocessing must produce the model's input, and the fp32 weights must be finite.
+ * must name every class, the preprocessing must produce the model's input, the descriptive records (weights,
+ * quantization recipe, source) must have the fields their readers print, and the fp32 weights must be finite.
+ * Every reader of a model file goes through it (model-file.ts readModel).
  */
 import { fail } from '../errors.js';
 import type { VimConfig } from './config.js';
-import type { ModelMetadata } from './contract.js';
+import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type ModelMetadata } from './contract.js';
 import { runStateBytes } from './run-state.js';
 
 /** wasm32 addresses 4 GiB; a model whose weights and activations need more cannot run on any host. */
@@ -19,11 +21,12 @@ const INT_FIELDS = ['embedDim', 'depth', 'innerDim', 'dState', 'dtRank', 'dConv'
   'channels', 'numClasses', 'gridSize', 'numTokens'] as const;
 
 const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function checkModelMetadata(metadata: ModelMetadata, data: Uint8Array, file: string): void {
   const bad = (why: string): never => fail('BAD_MODEL_FILE', `${file}: ${why}`);
   const c = metadata.config as VimConfig | undefined;
-  if (typeof c !== 'object' || c === null || Array.isArray(c)) bad('metadata has no config');
+  if (!isRecord(c)) bad('metadata has no config');
   const config = c as VimConfig;
   for (const key of INT_FIELDS) {
     if (!isPositiveInt(config[key])) bad(`config ${key} is ${JSON.stringify(config[key])}, not a positive integer`);
@@ -35,6 +38,7 @@ export function checkModelMetadata(metadata: ModelMetadata, data: Uint8Array, fi
   checkBackedByData(config, metadata.tensors.length, data.length, bad);
   checkLabels(metadata.labels, config.numClasses, bad);
   checkPreprocess(metadata, config, bad);
+  checkRecords(metadata, bad);
   checkFiniteWeights(metadata, data, bad);
 }
 
@@ -97,6 +101,34 @@ function checkPreprocess(metadata: ModelMetadata, c: VimConfig, bad: (why: strin
     }
   }
   if (!p.std.every((s) => s >= 1e-3)) bad(`preprocess std ${JSON.stringify(p.std)} has a value below 0.001`);
+}
+
+/** The weight kind, the quantization recipe (describeRecipe and the kernels read it) and the source record. */
+function checkRecords(metadata: ModelMetadata, bad: (why: string) => never): void {
+  const { quantization: q, source } = metadata;
+  const weights: string = metadata.weights;   // untrusted: any JSON value
+  if (weights !== 'f32' && !BIT_WIDTHS.includes(weights as never)) bad(`weights ${JSON.stringify(weights)} not supported by this runtime`);
+  if (!isRecord(source) || typeof source.file !== 'string' || (source.format !== 'pth' && source.format !== 'safetensors')) {
+    bad(`source ${JSON.stringify(source)} is not { file, format: 'pth' | 'safetensors' }`);
+  }
+  if (q === null) return;
+  const recipe = (why: string): never => bad(`quantization record ${why}`);
+  if (!isRecord(q)) recipe(`is ${JSON.stringify(q)}, not an object or null`);
+  if (!METHOD_NAMES.includes(q.method as never)) recipe(`method ${JSON.stringify(q.method)} is not one of ${METHOD_NAMES.join(', ')}`);
+  if (weights === 'f32' || q.bits !== weights) recipe(`bits ${JSON.stringify(q.bits)} differ from the weights (${weights})`);
+  const plan = bitPlan(weights);
+  if (q.weightBits !== plan.weightBits || q.activationBits !== plan.activationBits || q.simulated !== plan.simulated) {
+    recipe(`weightBits / activationBits / simulated differ from ${q.bits}'s`);
+  }
+  const { weights: w, activations: a, transforms, calibration: cal } = q;
+  if (!isRecord(w) || typeof w.granularity !== 'string' || typeof w.range !== 'string') recipe('has no weights { granularity, range }');
+  if (!isRecord(a) || typeof a.granularity !== 'string' || typeof a.range !== 'string' || typeof a.dynamic !== 'boolean') {
+    recipe('has no activations { granularity, range, dynamic }');
+  }
+  if (!Array.isArray(transforms) || !transforms.every((t) => typeof t === 'string')) recipe('transforms are not a list of strings');
+  if (!isRecord(cal) || typeof cal.set !== 'string' || !Number.isFinite(cal.size) || !Number.isFinite(cal.seed)) {
+    recipe('has no calibration { set, size, seed }');
+  }
 }
 
 /** NaN or Inf weights make every answer NaN; the checkpoint path refuses them in infer-config, so does this. */

@@ -7,21 +7,27 @@ import { readVimq } from '../formats/vimq.js';
 import { checkpointModel, type ConvertOptions } from '../convert/checkpoint.js';
 import { packFloat, unpackFloat } from '../convert/pack.js';
 import type { FloatModel } from '../convert/float-model.js';
-import { BIT_WIDTHS, isVimq, type ModelMetadata, type PackedModel } from './contract.js';
+import { isVimq, type ModelMetadata, type PackedModel } from './contract.js';
+import { runStateBytes } from './run-state.js';
 import { VimModel } from './vim-model.js';
 import { instantiateKernels, type Kernels } from './kernels.js';
 import type { ThreadPool } from './parallel.js';
 import { fail } from '../errors.js';
 import { checkModelMetadata } from './metadata-check.js';
 
-/** Any supported model bytes -> its metadata and data section; options apply to checkpoints. */
+/**
+ * Any supported model bytes -> its metadata and data section, checked (metadata-check.ts) before any caller
+ * sizes, loops over or prints anything from it; options apply to checkpoints.
+ */
 export async function readModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<PackedModel> {
-  return isVimq(bytes) ? readVimq(bytes, file) : packFloat(checkpointModel(bytes, file, options));
+  const packed = isVimq(bytes) ? await readVimq(bytes, file) : packFloat(checkpointModel(bytes, file, options));
+  checkModelMetadata(packed.metadata, packed.data, file);
+  return packed;
 }
 
 /** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on. */
 export async function readFloatModel(bytes: Uint8Array, file: string): Promise<FloatModel> {
-  return isVimq(bytes) ? unpackFloat(await readVimq(bytes, file), file) : checkpointModel(bytes, file);
+  return isVimq(bytes) ? unpackFloat(await readModel(bytes, file), file) : checkpointModel(bytes, file);
 }
 
 /** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
@@ -41,16 +47,24 @@ async function instantiate({ metadata, data }: PackedModel, wasm: Uint8Array | W
     { activationBits: metadata.quantization?.activationBits, pool: threads?.pool });
 }
 
-/** Any supported model bytes (.vimq, .pth, .safetensors) -> a model ready to run; options apply to checkpoints. */
+/** Default of LoadOptions.maxMemory: far above any Vim classifier at 224 px, far below what a host can give. */
+export const DEFAULT_MAX_MEMORY = 2 ** 31;
+
+/**
+ * Any supported model bytes (.vimq, .pth, .safetensors) -> a model ready to run; options apply to checkpoints.
+ * A model whose weights and planned activations need more than maxMemory bytes of WebAssembly memory is
+ * refused before any is allocated (a small file may declare a huge input).
+ */
 export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Array | WebAssembly.Module,
-                                options: ConvertOptions = {}, threads?: Threads): Promise<LoadedModel> {
+                                options: ConvertOptions = {}, threads?: Threads,
+                                maxMemory = DEFAULT_MAX_MEMORY): Promise<LoadedModel> {
   const packed = await readModel(bytes, file, options);
-  const { metadata, data } = packed;
-  checkModelMetadata(metadata, data, file);
-  if (!['f32', ...BIT_WIDTHS].includes(metadata.weights)) {
-    fail('BAD_MODEL_FILE', `${file}: weights '${metadata.weights}' not supported by this runtime`);
+  const planned = packed.data.length + runStateBytes(packed.metadata.config);
+  if (planned > maxMemory) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    fail('BAD_MODEL', `${file}: needs ${mib(planned)} of WebAssembly memory (weights + activations), over the maxMemory limit of ${mib(maxMemory)}`);
   }
-  return { metadata, model: await instantiate(packed, wasm, threads) };
+  return { metadata: packed.metadata, model: await instantiate(packed, wasm, threads) };
 }
 
 /** The fp32 model in memory on the fp32 kernels, without writing a file (calibration, equivalence tests). */
