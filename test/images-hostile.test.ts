@@ -210,7 +210,8 @@ test('16-bit PNGs are classified as their high bytes: the same answer as the 8-b
 
 test('the web decoder (browsers, Deno, workerd) keeps no memory from failed decodes', async () => {
   // jSquash's PNG binding kept one codec instance and every failed decode's allocations in it: 8 bytes per
-  // pixel of the claimed size, for good (src/hosts/png-codec.ts). 200 damaged 500x500 PNGs would keep 400 MB.
+  // pixel of the claimed size, for good. 200 damaged 500x500 PNGs would keep 400 MB (PNG is now decoded in
+  // plain JS, src/hosts/png-decode.ts; the JPEG codec's instance is still wasm).
   const png = new Uint8Array(await solid(500, 500, '#804020').png({ compressionLevel: 0 }).toBuffer());
   const jpeg = new Uint8Array(await solid(500, 500, '#804020').jpeg().toBuffer());
   const good = await decodeEncoded(png, 'good.png', WEB_DECODERS);

@@ -1,11 +1,12 @@
-// The decoder of the hosts without sharp (jSquash: MozJPEG and the Rust png crate, src/hosts/web-decode.ts)
-// against sharp's PIL-matched decoding (src/hosts/node-decode.ts) on every JPEG and PNG fixture: PNG must be
-// identical; JPEG is measured (both are libjpeg-turbo code: identical on every fixture so far) and allowed
-// 1 level. Plus its refusals: CMYK JPEG, truncated files, over-size images (before decoding), non-images.
+// The decoder of the hosts without sharp (src/hosts/web-decode.ts: MozJPEG, and the PNG and GIF decoders
+// every host shares) against sharp's PIL-matched decoding (src/hosts/node-decode.ts) on every JPEG and PNG
+// fixture: PNG must be identical; JPEG is measured (both are libjpeg-turbo code: identical on every fixture so
+// far) and allowed 1 level. Plus its refusals: CMYK JPEG, truncated files, over-size images, non-images.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
-import { decodeEncoded, sniffFormat } from '../src/hosts/web-decode.js';
+import { decodeEncoded } from '../src/hosts/web-decode.js';
+import { sniffFormat } from '../src/hosts/image-format.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { IMAGES_DIR, WEB_DECODERS } from './helpers/hosts.js';
 import { imageFixture } from './helpers/image-reference.js';
@@ -41,9 +42,9 @@ test('refusals: CMYK JPEG, truncated JPEG and PNG, size limit before decoding, o
   await rejects(decodeEncoded(jpeg.subarray(0, jpeg.length >> 1), 'half.jpg', WEB_DECODERS), 'BAD_IMAGE', /cannot decode JPEG.*Premature end/);
   await rejects(decodeEncoded(jpeg.subarray(0, 60), 'header.jpg', WEB_DECODERS), 'BAD_IMAGE', /JPEG/);
   const png = imageFixture('coffee_portrait_233x349.png');
-  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', WEB_DECODERS), 'BAD_IMAGE', /cannot decode PNG/);
+  await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', WEB_DECODERS), 'BAD_IMAGE', /truncated PNG/);
   await rejects(decodeEncoded(jpeg, 'big.jpg', WEB_DECODERS, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
-  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG or PNG/);
+  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG, PNG or GIF/);
   await rejects(decodeEncoded(new Uint8Array(0), 'empty', WEB_DECODERS), 'BAD_IMAGE', /empty/);
   // A good file still decodes after all those failures (the codec instances are not left broken).
   const again = await decodeEncoded(jpeg, 'again.jpg', WEB_DECODERS);

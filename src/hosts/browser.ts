@@ -16,5 +16,4 @@ export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLik
 export const loadClassifier = webHost({
   wasm: () => new URL('./vimedge.wasm', import.meta.url),
   jpeg: () => new URL('./mozjpeg_dec.wasm', import.meta.url),
-  png: () => new URL('./squoosh_png_bg.wasm', import.meta.url),
 });

@@ -8,7 +8,8 @@ import type { BinaryData, LoadOptions, WasmSource } from '../api.js';
 import { createClassifier, type ImageClassifier } from '../classifier.js';
 import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
-import { decodeEncoded, sniffFormat, type DecoderModules } from './web-decode.js';
+import { decodeEncoded, type DecoderModules } from './web-decode.js';
+import { sniffFormat } from './image-format.js';
 import { fail } from '../errors.js';
 
 /** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
@@ -33,8 +34,8 @@ export type DrawableImage = { width: number; height: number } | { naturalWidth: 
   | { displayWidth: number; displayHeight: number } | { videoWidth: number; videoHeight: number };
 
 export interface WebLoadOptions extends LoadOptions {
-  /** The JPEG and PNG decoders' WebAssembly (`@jsquash/jpeg` and `@jsquash/png`); each entry has defaults. */
-  decoders?: { jpeg?: WasmSource; png?: WasmSource };
+  /** The JPEG decoder's WebAssembly (`@jsquash/jpeg`'s mozjpeg_dec.wasm); has a default. PNG, GIF and BMP need none. */
+  decoders?: { jpeg?: WasmSource };
 }
 
 export type WebClassifier = ImageClassifier<WebImage>;
@@ -43,7 +44,6 @@ export type WebClassifier = ImageClassifier<WebImage>;
 export interface WebDefaults {
   wasm: () => WasmSource;
   jpeg: () => WasmSource;
-  png: () => WasmSource;
 }
 
 interface DenoLike {
@@ -204,7 +204,6 @@ export function webHost(defaults: WebDefaults) {
     // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
     decoders ??= {
       jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
-      png: lazyModule(() => options.decoders?.png ?? defaults.png(), 'squoosh_png_bg.wasm'),
     };
     const wasm = options.wasm === undefined ? await kernels()
       : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
