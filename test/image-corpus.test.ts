@@ -47,14 +47,13 @@ const HOSTS: Record<string, Host> = {
   node: {
     decode: (bytes, name) => decodeImageBytes(bytes, name),
     // libvips' TIFF loader: no CIELAB, old-style JPEG, LZMA, tiled separate planes, 12-bit or float samples.
-    cannotRead: (ref, message) => (ref.format === 'TIFF'
-      && /labq|Old-style JPEG|LZMA|tiled separate planes|samples_per_pixel not a whole number|required field 262/.test(message))
-      || (ref.format === 'BMP' && /unsupported image format/.test(message)),
+    cannotRead: (ref, message) => ref.format === 'TIFF'
+      && /labq|Old-style JPEG|LZMA|tiled separate planes|samples_per_pixel not a whole number|required field 262/.test(message),
   },
   web: {
     decode: (bytes, name) => decodeEncoded(bytes, name, WEB_DECODERS),
     cannotRead: (ref, message) => (ref.format === 'JPEG' && ref.mode === 'CMYK' && /CMYK/.test(message))
-      || (!['JPEG', 'PNG', 'MPO'].includes(ref.format!) && /not a JPEG, PNG or GIF/.test(message)),
+      || (!['JPEG', 'PNG', 'MPO'].includes(ref.format!) && /not a JPEG, PNG, GIF or BMP/.test(message)),
   },
 };
 

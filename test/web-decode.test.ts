@@ -44,7 +44,7 @@ test('refusals: CMYK JPEG, truncated JPEG and PNG, size limit before decoding, o
   const png = imageFixture('coffee_portrait_233x349.png');
   await rejects(decodeEncoded(png.subarray(0, png.length >> 1), 'half.png', WEB_DECODERS), 'BAD_IMAGE', /truncated PNG/);
   await rejects(decodeEncoded(jpeg, 'big.jpg', WEB_DECODERS, 400 * 300 - 1), 'BAD_IMAGE', /400x300 = 120000 pixels, over the limit of 119999/);
-  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG, PNG or GIF/);
+  await rejects(decodeEncoded(imageFixture('motorcycle_187x126.webp'), 'm.webp', WEB_DECODERS), 'BAD_IMAGE', /not a JPEG, PNG, GIF or BMP/);
   await rejects(decodeEncoded(new Uint8Array(0), 'empty', WEB_DECODERS), 'BAD_IMAGE', /empty/);
   // A good file still decodes after all those failures (the codec instances are not left broken).
   const again = await decodeEncoded(jpeg, 'again.jpg', WEB_DECODERS);

@@ -16,6 +16,7 @@ import { fail } from '../errors.js';
 import { checkImageSize, sniffFormat } from './image-format.js';
 import { decodePng, pngSize } from './png-decode.js';
 import { decodeGif } from './gif-decode.js';
+import { decodeBmp } from './bmp-decode.js';
 
 export interface DecodedImage extends RawImage {
   channels: 3;
@@ -75,13 +76,14 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkMaxPixels(maxPixels);
   if (bytes.length === 0) fail('BAD_IMAGE', `${name}: empty file (0 bytes)`);
-  // PNG and GIF: the decoders all hosts share (PIL's rules for damaged files and GIF canvases, see there).
+  // PNG, GIF and BMP: the decoders all hosts share (PIL's rules for damaged files and GIF canvases, see there).
   const format = sniffFormat(bytes);
   if (format === 'png') {
     checkImageSize(pngSize(bytes, name), name, maxPixels);
     return decodePng(bytes, name) as DecodedImage;
   }
   if (format === 'gif') return decodeGif(bytes, name, maxPixels) as DecodedImage;
+  if (format === 'bmp') return decodeBmp(bytes, name, maxPixels) as DecodedImage;
   // Header only: the size is checked before any pixel is decoded.
   let meta: Metadata;
   try {

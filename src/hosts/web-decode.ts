@@ -1,7 +1,7 @@
 /**
  * Encoded images to RGB pixels on every host without sharp (browsers, web workers, Deno, workerd), following
- * the same PIL rules as src/hosts/node-decode.ts, so every host feeds the model the same pixels. PNG and GIF
- * go to the decoders every host shares (png-decode.ts, gif-decode.ts); JPEG to MozJPEG, here.
+ * the same PIL rules as src/hosts/node-decode.ts, so every host feeds the model the same pixels. PNG, GIF and
+ * BMP go to the decoders every host shares (png-decode.ts, gif-decode.ts, bmp-decode.ts); JPEG to MozJPEG, here.
  *
  * The JPEG decoder: jSquash's `@jsquash/jpeg`, the Squoosh app's WebAssembly build of MozJPEG, the same
  * libjpeg-turbo code that sharp's libvips and Pillow are built with. Chosen over the pure-JS `jpeg-js`,
@@ -16,6 +16,7 @@
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import { decodePng, pngSize } from './png-decode.js';
 import { decodeGif } from './gif-decode.js';
+import { decodeBmp } from './bmp-decode.js';
 import { checkImageSize, sniffFormat } from './image-format.js';
 import { DEFAULT_MAX_PIXELS, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
@@ -120,7 +121,7 @@ async function decodeJpeg(bytes: Uint8Array, header: Header, name: string, modul
 }
 
 /**
- * Decodes JPEG, PNG or GIF bytes to RGB as PIL's `Image.open(f).convert('RGB')` does. The size is read from
+ * Decodes JPEG, PNG, GIF or BMP bytes to RGB as PIL's `Image.open(f).convert('RGB')` does. The size is read from
  * the header and checked against `maxPixels` before any pixel is decoded.
  */
 export async function decodeEncoded(bytes: Uint8Array, name: string, modules: DecoderModules,
@@ -132,10 +133,11 @@ export async function decodeEncoded(bytes: Uint8Array, name: string, modules: De
     return decodePng(bytes, name);
   }
   if (format === 'gif') return decodeGif(bytes, name, maxPixels);
+  if (format === 'bmp') return decodeBmp(bytes, name, maxPixels);
   if (format === 'jpeg') {
     const header = jpegHeader(bytes, name);
     checkImageSize(header, name, maxPixels);
     return decodeJpeg(bytes, header, name, modules);
   }
-  return fail('BAD_IMAGE', `${name}: not a JPEG, PNG or GIF image (the formats this host decodes)`);
+  return fail('BAD_IMAGE', `${name}: not a JPEG, PNG, GIF or BMP image (the formats this host decodes)`);
 }
