@@ -1,5 +1,5 @@
 // Builds the non-Node entries with esbuild (run by `npm run build`, after build:wasm):
-//   dist/browser/  vimedge.js (browsers, web workers; ESM, minified) + the two .wasm files it fetches
+//   dist/browser/  vimedge.js (browsers, web workers; ESM, minified) + the three .wasm files it fetches
 //   dist/worker/   vimedge.js (workerd / Workers) importing the .wasm files next to it as modules
 //   dist/deno/     vimedge.js: the browser bundle with its .wasm imported as modules (`import source`), so
 //                  `deno run` needs no read permission for them
@@ -15,6 +15,7 @@ const require = createRequire(path.join(root, 'package.json'));
 const WASM = {
   'vimedge.wasm': path.join(root, 'build/vimedge.wasm'),
   'mozjpeg_dec.wasm': require.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+  'webp_dec.wasm': require.resolve('@jsquash/webp/codec/dec/webp_dec.wasm'),
 };
 if (!existsSync(WASM['vimedge.wasm'])) throw new Error('build/vimedge.wasm is missing: run `npm run build:wasm` first');
 
@@ -51,11 +52,12 @@ mkdirSync(path.join(root, 'dist/deno'), { recursive: true });
 writeFileSync(path.join(root, 'dist/deno/vimedge.js'), `// Deno entry: dist/browser/vimedge.js with its WebAssembly imported as modules (scripts/build-web.mjs).
 import source kernels from '../browser/vimedge.wasm';
 import source jpeg from '../browser/mozjpeg_dec.wasm';
+import source webp from '../browser/webp_dec.wasm';
 import { loadClassifier as load } from '../browser/vimedge.js';
 export * from '../browser/vimedge.js';
 
 export function loadClassifier(source, options = {}) {
-  return load(source, { ...options, wasm: options?.wasm ?? kernels, decoders: { jpeg, ...options?.decoders } });
+  return load(source, { ...options, wasm: options?.wasm ?? kernels, decoders: { jpeg, webp, ...options?.decoders } });
 }
 `);
 writeFileSync(path.join(root, 'dist/deno/vimedge.d.ts'), "export * from '../src/hosts/browser.js';\n");

@@ -53,7 +53,8 @@ const HOSTS: Record<string, Host> = {
   web: {
     decode: (bytes, name) => decodeEncoded(bytes, name, WEB_DECODERS),
     cannotRead: (ref, message) => (ref.format === 'JPEG' && ref.mode === 'CMYK' && /CMYK/.test(message))
-      || (!['JPEG', 'PNG', 'MPO'].includes(ref.format!) && /not a JPEG, PNG, GIF or BMP/.test(message)),
+      || (ref.format === 'WEBP' && /animated WebP is not supported/.test(message))
+      || /not a JPEG, PNG, GIF, WebP or BMP/.test(message),
   },
 };
 

@@ -1,5 +1,5 @@
 # workerd configuration of the edge example: `npx workerd serve config.capnp` in a folder holding worker.js,
-# model.vimq and the contents of dist/worker/ (vimedge.js + two .wasm files), or run it from this
+# model.vimq and the contents of dist/worker/ (vimedge.js + three .wasm files), or run it from this
 # folder after `npm run build` as laid out below. Listens on 127.0.0.1:8080 unless overridden with
 # --socket-addr http=HOST:PORT.
 using Workerd = import "/workerd/workerd.capnp";
@@ -16,6 +16,7 @@ const worker :Workerd.Worker = (
     # `import x from './x.wasm'` in vimedge.js: compiled WebAssembly modules.
     (name = "vimedge.wasm", wasm = embed "../../dist/worker/vimedge.wasm"),
     (name = "mozjpeg_dec.wasm", wasm = embed "../../dist/worker/mozjpeg_dec.wasm"),
+    (name = "webp_dec.wasm", wasm = embed "../../dist/worker/webp_dec.wasm"),
     # The model, bundled: `import model from './model.vimq'` is its bytes (an ArrayBuffer).
     (name = "model.vimq", data = embed "model.vimq"),
   ],

@@ -16,4 +16,5 @@ export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLik
 export const loadClassifier = webHost({
   wasm: () => new URL('./vimedge.wasm', import.meta.url),
   jpeg: () => new URL('./mozjpeg_dec.wasm', import.meta.url),
+  webp: () => new URL('./webp_dec.wasm', import.meta.url),
 });

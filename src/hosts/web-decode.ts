@@ -14,16 +14,19 @@
  * CMYK/YCCK JPEG (this build of libjpeg converts only to RGB; sharp's host decodes it).
  */
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
+import webpFactory from '@jsquash/webp/codec/dec/webp_dec.js';
+import { EmscriptenCodec, type DecodedRgba } from './emscripten-codec.js';
 import { decodePng, pngSize } from './png-decode.js';
 import { decodeGif } from './gif-decode.js';
 import { decodeBmp } from './bmp-decode.js';
-import { checkImageSize, sniffFormat } from './image-format.js';
+import { checkImageSize, sniffFormat, webpSize } from './image-format.js';
 import { DEFAULT_MAX_PIXELS, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
 
-/** The compiled JPEG decoder module, obtained lazily (only when a JPEG is first classified). */
+/** The compiled JPEG and WebP decoder modules, obtained lazily (only when such an image is first classified). */
 export interface DecoderModules {
   jpeg(): Promise<WebAssembly.Module>;
+  webp(): Promise<WebAssembly.Module>;
 }
 
 interface Header {
@@ -55,73 +58,62 @@ function jpegHeader(b: Uint8Array, name: string): Header {
   return fail('BAD_IMAGE', `${name}: JPEG without a frame header (truncated or corrupt)`);
 }
 
-// ---- JPEG: the MozJPEG Emscripten module, driven directly so that its one JS dependency can be scoped.
-
 interface MozJpeg {
-  decode(data: Uint8Array, preserveOrientation: boolean): { data: Uint8ClampedArray; width: number; height: number } | null;
+  decode(data: Uint8Array, preserveOrientation: boolean): DecodedRgba | null;
 }
 
-let jpegModule: Promise<MozJpeg> | undefined;
-let jpegMessages: string[] = [];
-
-function mozjpeg(modules: DecoderModules): Promise<MozJpeg> {
-  return jpegModule ??= modules.jpeg().then((wasm) => mozjpegFactory({
-    noInitialRun: true,
-    // Never let Emscripten look for its .wasm file itself (workerd has no import.meta.url to resolve from).
-    locateFile: (file: string) => file,
-    instantiateWasm(imports: WebAssembly.Imports, ready: (instance: WebAssembly.Instance) => void) {
-      const instance = new WebAssembly.Instance(wasm, imports);
-      ready(instance);
-      return instance.exports;
-    },
-    // libjpeg's messages ("Unsupported color conversion request", "Premature end of JPEG file") go into the
-    // error we throw, not to the console.
-    print: () => {},
-    printErr: (line: string) => { jpegMessages.push(line); },
-  } as unknown as Parameters<typeof mozjpegFactory>[0]) as unknown as Promise<MozJpeg>).catch((err) => {
-    jpegModule = undefined;
-    throw err;
-  });
+interface LibWebp {
+  decode(data: Uint8Array): DecodedRgba | null;
 }
 
-/**
- * The codec builds its result with `new ImageData(...)`, which workerd and some runtimes lack. A plain
- * stand-in is put on globalThis for the synchronous decode call only, and removed after.
- */
-class PlainImageData {
-  constructor(readonly data: Uint8ClampedArray, readonly width: number, readonly height: number) {}
+/** The codecs of one set of modules; each keeps one instance (created on first use). */
+const codecs = new WeakMap<DecoderModules, { jpeg: EmscriptenCodec<MozJpeg>; webp: EmscriptenCodec<LibWebp> }>();
+
+function codecsOf(modules: DecoderModules) {
+  let c = codecs.get(modules);
+  if (!c) {
+    c = { jpeg: new EmscriptenCodec<MozJpeg>(mozjpegFactory as never, modules.jpeg), webp: new EmscriptenCodec<LibWebp>(webpFactory as never, modules.webp) };
+    codecs.set(modules, c);
+  }
+  return c;
 }
 
 async function decodeJpeg(bytes: Uint8Array, header: Header, name: string, modules: DecoderModules): Promise<RawImage> {
   if (header.depth !== 1 && header.depth !== 3) {
     fail('BAD_IMAGE', `${name}: ${header.depth}-component (CMYK/YCCK) JPEG is not supported on this host (Node's sharp decodes it)`);
   }
-  const codec = await mozjpeg(modules);
-  const g = globalThis as { ImageData?: unknown };
-  const shim = typeof g.ImageData === 'undefined';
-  if (shim) g.ImageData = PlainImageData;
-  jpegMessages = [];
-  let result: ReturnType<MozJpeg['decode']>;
+  let run: { result: DecodedRgba | null; messages: string[] };
   try {
-    result = codec.decode(bytes, false);
+    run = await codecsOf(modules).jpeg.run((m) => m.decode(bytes, false));
   } catch (err) {
-    jpegModule = undefined; // after an exit() inside libjpeg, start from a fresh instance
-    const why = jpegMessages.join('; ') || (err instanceof Error ? err.message : String(err));
-    return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${why})`);
-  } finally {
-    if (shim) delete g.ImageData;
+    return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${(err as Error).message})`);
   }
-  if (!result) return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${jpegMessages.join('; ') || 'no image'})`);
+  const { result, messages } = run;
+  if (!result) return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${messages.join('; ') || 'no image'})`);
   // libjpeg only warns on truncated data (and fills the rest with grey); sharp (failOn 'error') refuses
   // it, so this host does too. Other warnings (extraneous bytes, ...) pass, as they do for sharp and PIL.
-  if (jpegMessages.some((m) => /premature end/i.test(m))) {
-    return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${jpegMessages.join('; ')})`);
+  if (messages.some((m) => /premature end/i.test(m))) {
+    return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${messages.join('; ')})`);
   }
   return rgbFromRgba(result.width, result.height, result.data);
 }
 
+async function decodeWebp(bytes: Uint8Array, name: string, modules: DecoderModules): Promise<RawImage> {
+  // VP8X's animation flag: jSquash's build decodes still images only (libwebp's WebPDecode).
+  const animated = String.fromCharCode(...bytes.subarray(12, 16)) === 'VP8X' && (bytes[20] & 0x02) !== 0;
+  if (animated) fail('BAD_IMAGE', `${name}: animated WebP is not supported on this host (Node's sharp decodes its first frame)`);
+  let result: DecodedRgba | null;
+  try {
+    ({ result } = await codecsOf(modules).webp.run((m) => m.decode(bytes)));
+  } catch (err) {
+    return fail('BAD_IMAGE', `${name}: cannot decode WebP (${(err as Error).message})`);
+  }
+  if (!result) return fail('BAD_IMAGE', `${name}: cannot decode WebP (damaged)`);
+  return rgbFromRgba(result.width, result.height, result.data);
+}
+
 /**
- * Decodes JPEG, PNG, GIF or BMP bytes to RGB as PIL's `Image.open(f).convert('RGB')` does. The size is read from
+ * Decodes JPEG, PNG, GIF, WebP or BMP bytes to RGB as PIL's `Image.open(f).convert('RGB')` does. The size is read from
  * the header and checked against `maxPixels` before any pixel is decoded.
  */
 export async function decodeEncoded(bytes: Uint8Array, name: string, modules: DecoderModules,
@@ -134,10 +126,14 @@ export async function decodeEncoded(bytes: Uint8Array, name: string, modules: De
   }
   if (format === 'gif') return decodeGif(bytes, name, maxPixels);
   if (format === 'bmp') return decodeBmp(bytes, name, maxPixels);
+  if (format === 'webp') {
+    checkImageSize(webpSize(bytes, name), name, maxPixels);
+    return decodeWebp(bytes, name, modules);
+  }
   if (format === 'jpeg') {
     const header = jpegHeader(bytes, name);
     checkImageSize(header, name, maxPixels);
     return decodeJpeg(bytes, header, name, modules);
   }
-  return fail('BAD_IMAGE', `${name}: not a JPEG, PNG, GIF or BMP image (the formats this host decodes)`);
+  return fail('BAD_IMAGE', `${name}: not a JPEG, PNG, GIF, WebP or BMP image (the formats this host decodes)`);
 }

@@ -5,14 +5,15 @@
  * These runtimes cannot fetch files next to the script, so the WebAssembly is imported as modules:
  * `import x from './x.wasm'` gives a compiled WebAssembly.Module in workerd (a `wasm` module in the
  * .capnp config, see examples/edge-worker/) and in wrangler's and other Worker bundlers' builds. The
- * two files are next to the bundle in dist/worker/.
+ * three files are next to the bundle in dist/worker/.
  */
 import kernels from './vimedge.wasm';
 import mozjpeg from './mozjpeg_dec.wasm';
+import webp from './webp_dec.wasm';
 import { webHost } from './web.js';
 
 export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
 /** Loads a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled kernels. */
-export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg });
+export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });

@@ -36,6 +36,7 @@ function compiledOnce(file: string): () => Promise<WebAssembly.Module> {
 /** The JPEG decoder of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG. */
 export const WEB_DECODERS: DecoderModules = {
   jpeg: compiledOnce('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+  webp: compiledOnce('@jsquash/webp/codec/dec/webp_dec.wasm'),
 };
 
 /** The small RGB fixture model (test/fixtures/small/small/model.pth) converted to .vimq in its own folder. */
