@@ -65,8 +65,6 @@ const HOSTS: Record<string, Host> = {
 const KNOWN_DIFFERENCES: Record<string, string[]> = {
   // Corrupt entropy-coded data: MozJPEG (jSquash's build) recovers differently from Debian's libjpeg-turbo.
   'pillow/Tests/images/hopper_bad_exif.jpg': ['web'],
-  // TIFF Orientation, applied by Pillow while loading, not yet by this host.
-  ...Object.fromEntries([2, 3, 4, 5, 6, 7, 8].map((o) => [`pillow/Tests/images/g4_orientation_${o}.tif`, ['node']])),
   // 16-bit RGBA (premultiplied: Pillow un-premultiplies; sharp keeps the stored values), 16-bit CMYK, signed 16-bit.
   'pillow/Tests/images/tiff_16bit_RGBa.tiff': ['node'],
   'pillow/Tests/images/tiff_strip_planar_16bit_RGBa.tiff': ['node'],

@@ -1,13 +1,14 @@
 /**
  * Image files to RGB bytes on Node, equal to what the model's loader (torchvision `default_loader`:
- * PIL `Image.open(f).convert('RGB')`) produces, decoded with sharp (libvips).
+ * PIL `Image.open(f).convert('RGB')`) produces: PNG, GIF and BMP by the decoders every host shares, the rest
+ * (JPEG, WebP, TIFF, ...) with sharp (libvips).
  *
  * PIL's rules, and how sharp is made to follow them: no EXIF rotation (sharp only rotates when asked); the
  * embedded ICC profile is ignored (`ignoreIcc`); alpha is dropped, not composited; greyscale is replicated and
  * palettes expanded; the first frame of an animation. Two PIL conversions sharp does differently are done
  * here: CMYK -> RGB with PIL's naive formula (sharp would colour-manage), and 16-bit greyscale, which PIL
  * opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
- * in both.
+ * in both. A compressed TIFF's Orientation tag is applied, as Pillow does (tiff-orientation.ts).
  */
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { checkMaxPixels, DEFAULT_MAX_PIXELS, type RawImage } from '../preprocess/raw-image.js';
@@ -17,6 +18,7 @@ import { checkImageSize, sniffFormat } from './image-format.js';
 import { decodePng, pngSize } from './png-decode.js';
 import { decodeGif } from './gif-decode.js';
 import { decodeBmp } from './bmp-decode.js';
+import { applyOrientation, tiffOrientation } from './tiff-orientation.js';
 
 export interface DecodedImage extends RawImage {
   channels: 3;
@@ -96,7 +98,8 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   // failOn 'error': libjpeg/libpng warnings (which PIL ignores) pass; truncated or corrupt data does not.
   const options = { ignoreIcc: true, limitInputPixels: maxPixels, failOn: 'error', pages: 1 } as const;
   try {
-    return { width, height, channels: 3, data: await decodeRgb(bytes, { ...meta, width, height }, options) };
+    const image: DecodedImage = { width, height, channels: 3, data: await decodeRgb(bytes, { ...meta, width, height }, options) };
+    return meta.format === 'tiff' ? applyOrientation(image, tiffOrientation(bytes)) as DecodedImage : image;
   } catch (err) {
     fail('BAD_IMAGE', `${name}: cannot decode image (${reason(err)})`);
   }
