@@ -16,8 +16,11 @@ import { fail } from '../errors.js';
 
 /** Pillow's MAX_TEXT_CHUNK: a zTXt, compressed iTXt or iCCP chunk inflating past this is refused. */
 const MAX_TEXT_CHUNK = 1 << 20;
-/** Compressed image data is inflated this many bytes at a time, so that inflating stops soon after the image is full. */
-const INFLATE_SLICE = 1 << 16;
+/**
+ * Compressed data is inflated this many bytes at a time, so that inflating stops soon after the image is
+ * full: at deflate's 1032:1 at most, one slice is 4 MB of output.
+ */
+const INFLATE_SLICE = 1 << 12;
 
 interface Ihdr {
   width: number;
@@ -173,33 +176,39 @@ function inflateImage(idat: Uint8Array[], size: number, name: string): { raw: Ui
   return { raw, chunks };
 }
 
-/** Undoes the scanline filters in place; `row` starts at the filter-type byte. */
+/** Undoes the scanline filters in place; `start` is the filter-type byte, `previous` the row above's (-1: none). */
 function unfilter(raw: Uint8Array, start: number, rowBytes: number, bpp: number, previous: number, name: string): void {
-  const type = raw[start];
   const row = start + 1;
-  const up = previous + 1; // previous < 0: the first row of a pass, whose "up" bytes are zero
+  const up = previous + 1;
   const hasUp = previous >= 0;
-  for (let i = 0; i < rowBytes; i++) {
-    const a = i >= bpp ? raw[row + i - bpp] : 0;
-    const b = hasUp ? raw[up + i] : 0;
-    const c = hasUp && i >= bpp ? raw[up + i - bpp] : 0;
-    let predicted: number;
-    switch (type) {
-      case 0: return;
-      case 1: predicted = a; break;
-      case 2: predicted = b; break;
-      case 3: predicted = (a + b) >> 1; break;
-      case 4: {
-        const p = a + b - c;
-        const pa = Math.abs(p - a);
-        const pb = Math.abs(p - b);
-        const pc = Math.abs(p - c);
-        predicted = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-        break;
+  switch (raw[start]) {
+    case 0:
+      return;
+    case 1: // Sub
+      for (let i = bpp; i < rowBytes; i++) raw[row + i] = (raw[row + i] + raw[row + i - bpp]) & 0xff;
+      return;
+    case 2: // Up
+      if (hasUp) for (let i = 0; i < rowBytes; i++) raw[row + i] = (raw[row + i] + raw[up + i]) & 0xff;
+      return;
+    case 3: // Average
+      for (let i = 0; i < rowBytes; i++) {
+        const left = i >= bpp ? raw[row + i - bpp] : 0;
+        raw[row + i] = (raw[row + i] + ((left + (hasUp ? raw[up + i] : 0)) >> 1)) & 0xff;
       }
-      default: return fail('BAD_IMAGE', `${name}: broken PNG image data (filter type ${type})`);
-    }
-    raw[row + i] = (raw[row + i] + predicted) & 0xff;
+      return;
+    case 4: // Paeth
+      for (let i = 0; i < rowBytes; i++) {
+        const a = i >= bpp ? raw[row + i - bpp] : 0;
+        const b = hasUp ? raw[up + i] : 0;
+        const c = hasUp && i >= bpp ? raw[up + i - bpp] : 0;
+        const pa = Math.abs(b - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + b - 2 * c);
+        raw[row + i] = (raw[row + i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
+      }
+      return;
+    default:
+      fail('BAD_IMAGE', `${name}: broken PNG image data (filter type ${raw[start]})`);
   }
 }
 
@@ -248,13 +257,15 @@ export function decodePng(bytes: Uint8Array, name: string): RawImage {
   // Pillow reads the IDAT chunks after the image is full, and refuses one cut short by the end of the file.
   if (idatCut && chunks < idat.length) fail('BAD_IMAGE', `${name}: truncated PNG (the last IDAT chunk is cut short)`);
   const toRgb = pixelToRgb(ihdr, palette);
+  const rgbRows = colorType === 2 && depth === 8; // rows already are RGB bytes
   const rgb = new Uint8Array(width * height * 3);
   let start = 0;
   for (const p of layout) {
     for (let r = 0; r < p.rows; r++, start += p.rowBytes + 1) {
       unfilter(raw, start, p.rowBytes, bpp, r === 0 ? -1 : start - p.rowBytes - 1, name);
       const y = p.y0 + r * p.dy;
-      for (let i = 0; i < p.w; i++) toRgb(raw, start + 1, i, rgb, 3 * (y * width + p.x0 + i * p.dx));
+      if (rgbRows && p.dx === 1) rgb.set(raw.subarray(start + 1, start + 1 + p.rowBytes), 3 * y * width);
+      else for (let i = 0; i < p.w; i++) toRgb(raw, start + 1, i, rgb, 3 * (y * width + p.x0 + i * p.dx));
     }
   }
   return { width, height, channels: 3, data: rgb };

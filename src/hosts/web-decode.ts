@@ -90,9 +90,10 @@ async function decodeJpeg(bytes: Uint8Array, header: Header, name: string, modul
   }
   const { result, messages } = run;
   if (!result) return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${messages.join('; ') || 'no image'})`);
-  // libjpeg only warns on truncated data (and fills the rest with grey); sharp (failOn 'error') refuses
-  // it, so this host does too. Other warnings (extraneous bytes, ...) pass, as they do for sharp and PIL.
-  if (messages.some((m) => /premature end/i.test(m))) {
+  // libjpeg only warns on a truncated file (and fills the rest with grey); PIL and sharp refuse it, so this
+  // host does too. Other warnings pass, as they do for PIL and sharp: extraneous bytes, and entropy-coded
+  // data that ends early inside a complete file ("premature end of data segment": decoded, grey after it).
+  if (messages.some((m) => /premature end of JPEG file/i.test(m))) {
     return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${messages.join('; ')})`);
   }
   return rgbFromRgba(result.width, result.height, result.data);
