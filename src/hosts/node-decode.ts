@@ -7,7 +7,7 @@
  * embedded ICC profile is ignored (`ignoreIcc`); alpha is dropped, not composited; greyscale is replicated and
  * palettes expanded; the first frame of an animation. Two PIL conversions sharp does differently are done
  * here: CMYK -> RGB with PIL's naive formula (sharp would colour-manage), and 16-bit greyscale, which PIL
- * opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
+ * (signed too, in TIFF) opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
  * in both. A compressed TIFF's Orientation tag is applied, as Pillow does (tiff-orientation.ts).
  */
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
@@ -63,10 +63,11 @@ async function decodeRgb(bytes: Uint8Array, header: Header, options: SharpOption
       const k = 255 - cmyk[4 * i + 3];
       for (let c = 0; c < 3; c++) rgb[3 * i + c] = mulDiv255(255 - cmyk[4 * i + c], k);
     }
-  } else if (header.depth === 'ushort' && header.channels === 1) {
-    const raw = await rawPixels(input.toColourspace('grey16').raw({ depth: 'ushort' }), header);
-    const grey = new Uint16Array(Uint8Array.from(raw).buffer); // host byte order, as sharp writes it
-    for (let i = 0; i < pixels; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(grey[i], 255);
+  } else if ((header.depth === 'ushort' || header.depth === 'short') && header.channels === 1) {
+    // Unsigned or signed (TIFF) 16-bit grey: PIL's mode I, clipped to 0..255 by convert('RGB').
+    const raw = Uint8Array.from(await rawPixels(input.toColourspace('grey16').raw({ depth: header.depth }), header));
+    const grey = header.depth === 'short' ? new Int16Array(raw.buffer) : new Uint16Array(raw.buffer); // host byte order
+    for (let i = 0; i < pixels; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(Math.max(grey[i], 0), 255);
   } else {
     rgb.set(await rawPixels(input.removeAlpha().toColourspace('srgb').raw(), header));
   }
