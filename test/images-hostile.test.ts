@@ -262,7 +262,9 @@ test('a 1x1 PNG followed by 8 GiB of deflated zeros: inflating stops when the im
   assert.ok(file.length < 10 * MB, `${file.length} bytes`);
   for (const [host, decode] of BOTH_HOSTS) {
     const cost = await growth(async () => assert.equal(Array.from((await decode(file)).data), [0x80, 0x80, 0x80]));
-    assert.ok(cost.ms < 500 && cost.rss < 32 * MB, `${host}: ${JSON.stringify(cost)}`);
+    // At most one 4 kB slice is inflated past the image (4 MB out); inflating the tail took ~10 s. The time
+    // bound leaves room for a shared machine; the memory bound is the tight one.
+    assert.ok(cost.ms < 2000 && cost.rss < 32 * MB && cost.buffers < 16 * MB, `${host}: ${JSON.stringify(cost)}`);
   }
 });
 
