@@ -4,7 +4,7 @@
 // The package carries its WebAssembly inside its JavaScript (base64), so that bundlers (esbuild, ncc, Vite,
 // webpack) and deploys that copy only .js files need nothing beside the code: this script also writes
 //   src/hosts/kernels-wasm.generated.ts   the four kernel builds (~15 kB each)
-//   src/hosts/decoders-wasm.generated.ts  jSquash's JPEG and PNG decoders, imported only on first decode
+//   src/hosts/decoders-wasm.generated.ts  jSquash's JPEG and WebP decoders, imported only on first decode
 // (not committed: they are the bytes of build/ and node_modules/@jsquash/ again).
 //
 // The host's view of the exports, src/model/kernels.generated.ts, is written here from the compiler's own
@@ -93,7 +93,7 @@ writeFileSync('src/hosts/kernels-wasm.generated.ts', inlineModule('the kernels o
   PORTABLE: 'build/vimedge.wasm', RELAXED: 'build/vimedge.relaxed.wasm',
   THREADS_PORTABLE: 'build/vimedge.mt.wasm', THREADS_RELAXED: 'build/vimedge.mt.relaxed.wasm',
 }));
-writeFileSync('src/hosts/decoders-wasm.generated.ts', inlineModule('the JPEG and PNG decoders of @jsquash', {
+writeFileSync('src/hosts/decoders-wasm.generated.ts', inlineModule('the JPEG and WebP decoders of @jsquash', {
   MOZJPEG_DEC: require.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  SQUOOSH_PNG: require.resolve('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+  WEBP_DEC: require.resolve('@jsquash/webp/codec/dec/webp_dec.wasm'),
 }));

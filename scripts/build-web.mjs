@@ -16,7 +16,7 @@ const require = createRequire(path.join(root, 'package.json'));
 const WORKER_WASM = {
   'vimedge.wasm': path.join(root, 'build/vimedge.wasm'),
   'mozjpeg_dec.wasm': require.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  'squoosh_png_bg.wasm': require.resolve('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+  'webp_dec.wasm': require.resolve('@jsquash/webp/codec/dec/webp_dec.wasm'),
 };
 
 const common = {

@@ -20,7 +20,7 @@ const REQUESTS = Number(process.env.VIMEDGE_EDGE_REQUESTS ?? 2000);
 const CONCURRENCY = 32;
 const DEADLINE_MS = 150_000;
 const DIST = 'dist/worker';
-const BUNDLE = ['vimedge.js', 'vimedge.wasm', 'mozjpeg_dec.wasm', 'squoosh_png_bg.wasm'];
+const BUNDLE = ['vimedge.js', 'vimedge.wasm', 'mozjpeg_dec.wasm', 'webp_dec.wasm'];
 
 const binary = workerdBinary();
 const ready = existsSync(binary) && existsSync('examples/edge-worker/worker.js')

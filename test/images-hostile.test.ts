@@ -4,10 +4,11 @@
 // truncated, a 20000x20000 bomb, the limit's arithmetic); this file takes the whole classify path.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deflateSync } from 'node:zlib';
+import { constants as zlibConstants, deflateRawSync, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { loadClassifier, VimedgeError, type NodeClassifier } from '../src/index.js';
 import { decodeEncoded } from '../src/hosts/web-decode.js';
+import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { seededRandom } from '../src/quant/random.js';
 import { jpegLayout, gifLayout } from './helpers/fuzz.js';
 import { bombPng, headerOnlyPng, ihdr, png, pngChunk } from './helpers/png.js';
@@ -210,7 +211,8 @@ test('16-bit PNGs are classified as their high bytes: the same answer as the 8-b
 
 test('the web decoder (browsers, Deno, workerd) keeps no memory from failed decodes', async () => {
   // jSquash's PNG binding kept one codec instance and every failed decode's allocations in it: 8 bytes per
-  // pixel of the claimed size, for good (src/hosts/png-codec.ts). 200 damaged 500x500 PNGs would keep 400 MB.
+  // pixel of the claimed size, for good. 200 damaged 500x500 PNGs would keep 400 MB (PNG is now decoded in
+  // plain JS, src/hosts/png-decode.ts; the JPEG codec's instance is still wasm).
   const png = new Uint8Array(await solid(500, 500, '#804020').png({ compressionLevel: 0 }).toBuffer());
   const jpeg = new Uint8Array(await solid(500, 500, '#804020').jpeg().toBuffer());
   const good = await decodeEncoded(png, 'good.png', WEB_DECODERS);
@@ -231,6 +233,95 @@ test('every committed fixture image is classified by both models', async () => {
     'coffee_palette_256x341.png', 'hubble_900x120.jpg', 'motorcycle_187x126.webp', 'retina_444_progressive_333x250.jpg', 'rocket_130x87.tif']) {
     await classified(rgbModel, imageFixture(file));
     await classified(greyModel, imageFixture(file));
+  }
+});
+
+// --- every host: the same answer, in bounded time and memory ------------------------------------------------
+
+/** Node's decoder and the web hosts' decoder on the same bytes. */
+const BOTH_HOSTS = [
+  ['node', (bytes: Uint8Array, options = {}) => decodeImageBytes(bytes, 'file', options)],
+  ['web', (bytes: Uint8Array, options: { maxPixels?: number } = {}) => decodeEncoded(bytes, 'file', WEB_DECODERS, options.maxPixels)],
+] as const;
+
+/**
+ * A zlib stream of `data` followed by `mib` MiB of zeros, built without deflating them all: a fresh raw
+ * deflate of 1 MiB of zeros, flushed to a byte boundary, refers only to itself, so it can be repeated.
+ */
+function zlibWithZeroTail(data: Uint8Array, mib: number): Uint8Array {
+  const flushed = (bytes: Uint8Array) => deflateRawSync(bytes, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const zeros = flushed(new Uint8Array(MB));
+  // zlib header, the data, the zeros `mib` times, an empty final block (the checksum is never reached).
+  return Buffer.concat([Buffer.from([0x78, 0x01]), flushed(data), ...Array<Buffer>(mib).fill(zeros), Buffer.from([0x03, 0x00, 0, 0, 0, 0])]);
+}
+
+test('a 1x1 PNG followed by 8 GiB of deflated zeros: inflating stops when the image is full (all hosts)', async () => {
+  // Was: the web decoder (the Rust png crate) inflated the whole tail, 9.7 s of CPU for 7.6 GiB; Pillow and
+  // sharp stop. One grey pixel: filter byte 0, value 0x80.
+  const file = png(ihdr(1, 1, 8, 0), pngChunk('IDAT', zlibWithZeroTail(new Uint8Array([0, 0x80]), 8192)), pngChunk('IEND', new Uint8Array(0)));
+  assert.ok(file.length < 10 * MB, `${file.length} bytes`);
+  for (const [host, decode] of BOTH_HOSTS) {
+    const cost = await growth(async () => assert.equal(Array.from((await decode(file)).data), [0x80, 0x80, 0x80]));
+    // At most one 4 kB slice is inflated past the image (4 MB out); inflating the tail took ~10 s. The time
+    // bound leaves room for a shared machine; the memory bound is the tight one.
+    assert.ok(cost.ms < 2000 && cost.rss < 32 * MB && cost.buffers < 16 * MB, `${host}: ${JSON.stringify(cost)}`);
+  }
+});
+
+test('a 4000x4000 PNG decoded five times keeps no memory (web decoder, as in the edge worker)', async () => {
+  // Was: the web hosts' PNG codec kept each large decode's wasm memory; workerd grew ~260 MB a request.
+  const file = new Uint8Array(await solid(4000, 4000, '#3070a0').png().toBuffer());
+  assert.ok(file.length < 300_000, `${file.length} bytes`);
+  await decodeEncoded(file, 'big.png', WEB_DECODERS); // first use: codec tables, warm allocator
+  const cost = await growth(async () => {
+    for (let i = 0; i < 5; i++) assert.is((await decodeEncoded(file, 'big.png', WEB_DECODERS)).data[2], 0xa0);
+  });
+  assert.ok(cost.rss < 200 * MB, `5 decodes: RSS +${(cost.rss / MB).toFixed(0)} MB (one decode holds ~100 MB)`);
+  // Inflating 48 MB takes ~0.3 s on an idle core; the bound leaves room for a shared machine.
+  assert.ok(cost.ms < 30_000, `5 decodes: ${cost.ms.toFixed(0)} ms`);
+});
+
+test('WebP, GIF and BMP headers over the pixel limit are refused before decoding (all hosts)', async () => {
+  // Was: browsers decoded formats other than JPEG/PNG on a canvas, then checked: a 34-byte WebP declaring
+  // 12000x12000 decoded for 5-8 s before being refused.
+  const side = 12_000 - 1;
+  const webp = new Uint8Array([...Buffer.from('RIFF'), 26, 0, 0, 0, ...Buffer.from('WEBPVP8L'), 14, 0, 0, 0, 0x2f,
+    side & 0xff, ((side >> 8) & 0x3f) | ((side & 3) << 6), (side >> 2) & 0xff, (side >> 10) & 0xf, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const gif = new Uint8Array([...Buffer.from('GIF89a'), 0xe0, 0x2e, 0xe0, 0x2e, 0, 0, 0, 0x2c, 0, 0, 0, 0, 0xe0, 0x2e, 0xe0, 0x2e, 0, 8, 0]);
+  const bmp = new Uint8Array(54);
+  bmp.set(Buffer.from('BM'));
+  const view = new DataView(bmp.buffer);
+  view.setUint32(10, 54, true); view.setUint32(14, 40, true); view.setUint32(18, 12_000, true); view.setUint32(22, 12_000, true);
+  view.setUint16(26, 1, true); view.setUint16(28, 24, true);
+  for (const [host, decode] of BOTH_HOSTS) {
+    for (const [kind, bytes] of [['webp', webp], ['gif', gif], ['bmp', bmp]] as const) {
+      const cost = await growth(() => rejects(decode(bytes), 'BAD_IMAGE', /12000x12000 = 144000000 pixels, over the limit of 100000000/));
+      assert.ok(cost.ms < 100 && cost.rss < 16 * MB, `${host} ${kind}: ${JSON.stringify(cost)}`);
+    }
+  }
+});
+
+test('damaged files get the same answer on every host, as Pillow gives it', async () => {
+  // A JPEG whose frame header claims 2000x2000 over 400x400 worth of data: libjpeg warns ("premature end of
+  // data segment") and fills with grey; Pillow and sharp decode it, and the web hosts used to refuse it.
+  const small = new Uint8Array(await sharp({ create: { width: 400, height: 400, channels: 3, background: '#806040' } }).jpeg().toBuffer());
+  const sof = jpegLayout(small).fields.filter((f) => /^SOF (width|height)/.test(f.name));
+  let stretched = small;
+  for (const f of sof) stretched = withField(stretched, f.at, 2000, 2, false);
+  const [node, web] = await Promise.all(BOTH_HOSTS.map(([, decode]) => decode(stretched)));
+  assert.equal([node.width, node.height], [2000, 2000]);
+  assert.ok(Buffer.from(node.data).equals(Buffer.from(web.data)), 'the stretched JPEG decodes alike');
+  // A PNG whose image-data CRC is zeroed: Pillow does not check it (sharp refused it). A zeroed IHDR CRC:
+  // Pillow refuses (the web hosts accepted it).
+  const good = new Uint8Array(await solid(30, 20, '#204060').png().toBuffer());
+  const idat = Buffer.from(good).indexOf('IDAT');
+  const badDataCrc = Uint8Array.from(good);
+  badDataCrc.fill(0, idat + 4 + new DataView(good.buffer).getUint32(idat - 4), idat + 8 + new DataView(good.buffer).getUint32(idat - 4));
+  const badHeaderCrc = Uint8Array.from(good);
+  badHeaderCrc.fill(0, 29, 33);
+  for (const [host, decode] of BOTH_HOSTS) {
+    assert.equal((await decode(badDataCrc)).data, (await decode(good)).data, `${host}: a zeroed IDAT CRC`);
+    await rejects(decode(badHeaderCrc), 'BAD_IMAGE', /bad checksum in the IHDR chunk/);
   }
 });
 

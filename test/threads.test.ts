@@ -109,7 +109,7 @@ test('public API: { threads: 2 } gives the same scores; bad counts and threads w
   }
   const wasm = await readKernelWasm();
   await rejects(() => loadClassifier(file, { threads: 2, wasm }), 'BAD_ARGUMENT', /leave out wasm/);
-  const web = webHost({ wasm: () => wasm, jpeg: () => wasm, png: () => wasm });
+  const web = webHost({ wasm: () => wasm, jpeg: () => wasm, webp: () => wasm });
   await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /available on Node only/);
 });
 

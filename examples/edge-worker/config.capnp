@@ -16,7 +16,7 @@ const worker :Workerd.Worker = (
     # `import x from './x.wasm'` in vimedge.js: compiled WebAssembly modules.
     (name = "vimedge.wasm", wasm = embed "../../dist/worker/vimedge.wasm"),
     (name = "mozjpeg_dec.wasm", wasm = embed "../../dist/worker/mozjpeg_dec.wasm"),
-    (name = "squoosh_png_bg.wasm", wasm = embed "../../dist/worker/squoosh_png_bg.wasm"),
+    (name = "webp_dec.wasm", wasm = embed "../../dist/worker/webp_dec.wasm"),
     # The model, bundled: `import model from './model.vimq'` is its bytes (an ArrayBuffer).
     (name = "model.vimq", data = embed "model.vimq"),
   ],

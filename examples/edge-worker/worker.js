@@ -1,4 +1,4 @@
-// An edge function for workerd (Cloudflare Workers' open-source runtime): POST an image (JPEG or PNG) to /,
+// An edge function for workerd (Cloudflare Workers' open-source runtime): POST an image (JPEG, PNG, GIF, WebP or BMP) to /,
 // get the top-5 as JSON. The model is bundled with the worker (a `data` module in config.capnp); nothing
 // is kept between requests but the loaded, read-only model. Run: see docs/API.md, "workerd".
 import { loadClassifier, VimedgeError } from './vimedge.js';
@@ -6,7 +6,7 @@ import model from './model.vimq';
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;  // 413 above this
 const MAX_PIXELS = 16_000_000;           // 400 above this (the decoded image must fit the isolate's memory)
-const IMAGE_TYPES = /^(image\/(jpeg|jpg|pjpeg|png)|application\/octet-stream)$/i;
+const IMAGE_TYPES = /^(image\/(jpeg|jpg|pjpeg|png|gif|webp|bmp)|application\/octet-stream)$/i;
 
 // Loaded once per isolate, on the first request; a failed load is retried by the next request.
 let classifier;
@@ -49,7 +49,7 @@ export default {
     const type = (request.headers.get('content-type') ?? '').split(';')[0].trim();
     if (type && !IMAGE_TYPES.test(type)) {
       const what = type.startsWith('image/') ? 'is not supported' : 'is not an image';
-      return error(415, `content type ${type} ${what}: send image/jpeg or image/png`);
+      return error(415, `content type ${type} ${what}: send image/jpeg, png, gif, webp or bmp`);
     }
     const body = await readBody(request);
     if (body.tooLarge) return error(413, `body over ${MAX_BODY_BYTES} bytes`);
@@ -62,7 +62,7 @@ export default {
     } catch (err) {
       // The client's fault (4xx): a bad image or option. Anything else (the model) is the server's (500).
       if (err instanceof VimedgeError && (err.code === 'BAD_IMAGE' || err.code === 'BAD_ARGUMENT')) {
-        const unsupported = /not a JPEG or PNG/.test(err.message);
+        const unsupported = /not a JPEG, PNG, GIF, WebP or BMP/.test(err.message);
         return error(unsupported ? 415 : 400, err.message.replace(/^image: /, ''));
       }
       return error(500, 'internal error');

@@ -18,5 +18,5 @@ export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLik
 export const loadClassifier = webHost({
   wasm: () => base64Bytes(PORTABLE),
   jpeg: () => inlineDecoderWasm('jpeg'),
-  png: () => inlineDecoderWasm('png'),
+  webp: () => inlineDecoderWasm('webp'),
 });

@@ -8,15 +8,16 @@ import type { BinaryData, LoadOptions, WasmSource } from '../api.js';
 import { createClassifier, type ImageClassifier } from '../classifier.js';
 import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
-import { decodeEncoded, sniffFormat, type DecoderModules } from './web-decode.js';
+import { decodeEncoded, type DecoderModules } from './web-decode.js';
+import { sniffFormat } from './image-format.js';
 import { fail } from '../errors.js';
 
 /** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
 export type ModelSource = BinaryData | URL | string | Response | Blob;
 
 /**
- * An image: encoded JPEG/PNG bytes (Uint8Array, ArrayBuffer, Blob/File, a URL to fetch, a Response; other
- * formats through the canvas where there is one), decoded pixels (ImageData, a RawImage), or anything a
+ * An image: encoded JPEG, PNG, GIF, WebP or BMP bytes (Uint8Array, ArrayBuffer, Blob/File, a URL to fetch, a
+ * Response; other formats through the canvas where there is one), decoded pixels (ImageData, a RawImage), or anything a
  * canvas can draw (ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, VideoFrame).
  */
 export type WebImage = BinaryData | Blob | URL | string | Response | RawImage | ImageDataLike | DrawableImage;
@@ -33,8 +34,8 @@ export type DrawableImage = { width: number; height: number } | { naturalWidth: 
   | { displayWidth: number; displayHeight: number } | { videoWidth: number; videoHeight: number };
 
 export interface WebLoadOptions extends LoadOptions {
-  /** The JPEG and PNG decoders' WebAssembly (`@jsquash/jpeg` and `@jsquash/png`); each entry has defaults. */
-  decoders?: { jpeg?: WasmSource; png?: WasmSource };
+  /** The JPEG and WebP decoders' WebAssembly (`@jsquash/jpeg`'s mozjpeg_dec.wasm, `@jsquash/webp`'s webp_dec.wasm); each has a default. */
+  decoders?: { jpeg?: WasmSource; webp?: WasmSource };
 }
 
 export type WebClassifier = ImageClassifier<WebImage>;
@@ -43,7 +44,7 @@ export type WebClassifier = ImageClassifier<WebImage>;
 export interface WebDefaults {
   wasm: () => WasmSource | Promise<WasmSource>;
   jpeg: () => WasmSource | Promise<WasmSource>;
-  png: () => WasmSource | Promise<WasmSource>;
+  webp: () => WasmSource | Promise<WasmSource>;
 }
 
 interface DenoLike {
@@ -134,17 +135,20 @@ function drawToPixels(image: object, size: { width: number; height: number }, ma
     fail('BAD_IMAGE', `image: ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
   }
   const ctx = canvas2d(width, height)
-    ?? fail('BAD_IMAGE', 'this host has no canvas to draw the image on: pass JPEG/PNG bytes or ImageData');
+    ?? fail('BAD_IMAGE', 'this host has no canvas to draw the image on: pass JPEG, PNG, GIF, WebP or BMP bytes, or ImageData');
   ctx.drawImage(image, 0, 0);
   const { data } = ctx.getImageData(0, 0, width, height);
   return rgbFromRgba(width, height, data);
 }
 
-/** Formats other than JPEG/PNG (WebP, GIF, AVIF, BMP) where the host can decode them: createImageBitmap + canvas. */
+/**
+ * The last resort, for formats no decoder here reads (AVIF, TIFF in Safari, ICO, ...), where the host can decode
+ * them: createImageBitmap + canvas. Not PIL-exact: the canvas stores premultiplied alpha and may colour-manage.
+ */
 async function decodeWithCanvas(bytes: Uint8Array, name: string, maxPixels: number): Promise<RawImage> {
   const g = globalThis as { createImageBitmap?: (b: Blob, o: object) => Promise<{ width: number; height: number; close(): void }> };
   if (typeof g.createImageBitmap !== 'function' || !canvas2d(1, 1)) {
-    return fail('BAD_IMAGE', `${name}: not a JPEG or PNG image (the only formats this host can decode)`);
+    return fail('BAD_IMAGE', `${name}: not a JPEG, PNG, GIF, WebP or BMP image (the formats this host decodes without a canvas)`);
   }
   let bitmap;
   try {
@@ -204,7 +208,7 @@ export function webHost(defaults: WebDefaults) {
     // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
     decoders ??= {
       jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
-      png: lazyModule(() => options.decoders?.png ?? defaults.png(), 'squoosh_png_bg.wasm'),
+      webp: lazyModule(() => options.decoders?.webp ?? defaults.webp(), 'webp_dec.wasm'),
     };
     const wasm = options.wasm === undefined ? await kernels()
       : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');

@@ -9,11 +9,11 @@
  */
 import kernels from './vimedge.wasm';
 import mozjpeg from './mozjpeg_dec.wasm';
-import png from './squoosh_png_bg.wasm';
+import webp from './webp_dec.wasm';
 import { webHost } from './web.js';
 
 export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
 /** Loads a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled kernels. */
-export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, png: () => png });
+export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });

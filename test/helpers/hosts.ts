@@ -33,10 +33,10 @@ function compiledOnce(file: string): () => Promise<WebAssembly.Module> {
   return () => m ??= WebAssembly.compile(readFileSync(require.resolve(file)));
 }
 
-/** The decoders of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG and Rust png. */
+/** The JPEG decoder of the hosts without sharp (browsers, Deno, workerd): jSquash's MozJPEG. */
 export const WEB_DECODERS: DecoderModules = {
   jpeg: compiledOnce('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
-  png: compiledOnce('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+  webp: compiledOnce('@jsquash/webp/codec/dec/webp_dec.wasm'),
 };
 
 /** The small RGB fixture model (test/fixtures/small/small/model.pth) converted to .vimq in its own folder. */
