@@ -35,3 +35,9 @@ export function outputFile(flag: string) {
     return value;
   };
 }
+
+/** --weights: which weights of a training checkpoint to take (convert, quantize, classify on a checkpoint). */
+export function weightsOption(): Option {
+  return new Option('--weights <which>', 'a training checkpoint\'s trained weights or their EMA copy (model_ema, state_dict_ema)')
+    .choices(['model', 'ema']).default('model');
+}

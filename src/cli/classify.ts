@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { stat } from 'node:fs/promises';
 import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
-import { positiveInt, threadsOption } from './args.js';
+import { positiveInt, threadsOption, weightsOption } from './args.js';
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -32,11 +32,12 @@ export function classifyCommand(): Command {
     .option('--logits', 'include the raw logits (with --json)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .addOption(threadsOption())
+    .addOption(weightsOption())
     .action(async (inputs: string[], opts) => {
       const { loadClassifier } = await import('../index.js');
       const { rankLabels } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(opts.model, { threads: opts.threads });
+      const classifier = await loadClassifier(opts.model, { threads: opts.threads, convert: { weights: opts.weights } });
       const { files, fromFolder } = await expandInputs(inputs);
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
       bar?.start(files.length, 0);

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { readFileChecked } from '../hosts/node.js';
 import { readLabels } from '../model/labels.js';
 import { writeFileAtomic } from './output.js';
-import { numberList, outputFile, positiveInt } from './args.js';
+import { numberList, outputFile, positiveInt, weightsOption } from './args.js';
 
 export function convertCommand(): Command {
   return new Command('convert')
@@ -16,16 +16,25 @@ export function convertCommand(): Command {
     .option('--resize <n>', 'shorter side after resizing (default 256)', positiveInt('--resize'))
     .option('--crop <n>', 'center crop size (default: the model input size)', positiveInt('--crop'))
     .addOption(new Option('--interpolation <kind>', 'resize filter').choices(['bicubic', 'bilinear']))
-    .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it', positiveInt('--stride'))
+    .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it (another than the default needs --crop)', positiveInt('--stride'))
+    .addOption(weightsOption())
+    .addOption(new Option('--class-token <position>', 'asserts where the class token sits (the shapes cannot tell; only middle runs)')
+      .choices(['middle', 'head', 'none']))
+    .addOption(new Option('--directions <merge>', 'asserts if_devide_out: the scan directions halved or summed (only halved runs)')
+      .choices(['halved', 'summed']))
     .action(async (checkpoint: string, opts) => {
-      const { convertCheckpoint } = await import('../convert/checkpoint.js');
+      const { checkpointModel, describeSource, writeFloatVimq } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const preprocess = Object.fromEntries(Object.entries({
         mean: opts.mean, std: opts.std, resize: opts.resize, crop: opts.crop, interpolation: opts.interpolation,
       }).filter(([, v]) => v !== undefined));
-      const file = await convertCheckpoint(bytes, checkpoint, { labels, preprocess, stride: opts.stride });
+      const variant = Object.fromEntries(Object.entries({ classToken: opts.classToken, directions: opts.directions })
+        .filter(([, v]) => v !== undefined));
+      const model = checkpointModel(bytes, checkpoint, { labels, preprocess, stride: opts.stride, weights: opts.weights, variant });
+      const file = await writeFloatVimq(model, checkpoint);
       await writeFileAtomic(opts.output, file);
+      for (const [label, text] of describeSource(model.metadata.source)) console.log(`${label}: ${text}`);
       console.log(`wrote ${opts.output} (${(file.length / 1e6).toFixed(1)} MB)`);
     });
 }

@@ -19,9 +19,9 @@ export async function readModel(bytes: Uint8Array, file: string, options: Conver
   return isVimq(bytes) ? readVimq(bytes, file) : packFloat(checkpointModel(bytes, file, options));
 }
 
-/** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on. */
-export async function readFloatModel(bytes: Uint8Array, file: string): Promise<FloatModel> {
-  return isVimq(bytes) ? unpackFloat(await readVimq(bytes, file), file) : checkpointModel(bytes, file);
+/** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on; options apply to checkpoints. */
+export async function readFloatModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<FloatModel> {
+  return isVimq(bytes) ? unpackFloat(await readVimq(bytes, file), file) : checkpointModel(bytes, file, options);
 }
 
 /** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
