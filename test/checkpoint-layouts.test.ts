@@ -108,7 +108,7 @@ for (const [file, reason] of [
   });
 }
 
-test('vimedge convert: a DDP EMA checkpoint with notes; inspect shows them; refusals leave no file', () => {
+test('vimedge convert and inspect show the notes, classify --weights ema reads model_ema, refusals leave no file', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vimedge-layouts-'));
   try {
     const out = path.join(dir, 'm.vimq');
@@ -122,6 +122,12 @@ test('vimedge convert: a DDP EMA checkpoint with notes; inspect shows them; refu
     const ema = vimedge(['convert', `${DIR}/ema.pth`, '--weights', 'ema', '--class-token', 'middle', '-o', out]);
     assert.match(ema.stdout, "weights from checkpoint['model_ema']");
     assert.match(ema.stdout, "variant: class token in the middle, directions halved (class token: convert options; directions: training args: model 'vim_small");
+    const classified = (...args: string[]) => {
+      const c = vimedge(['classify', ...args, '--json', '--logits', '--threads', '1', 'test/fixtures/images/chelsea_451x300.jpg']);
+      assert.is(c.code, 0, c.stderr);
+      return JSON.parse(c.stdout).logits;
+    };
+    assert.equal(classified('--model', `${DIR}/ema.pth`, '--weights', 'ema'), classified('--model', `${DIR}/plain.pth`));
     const limit = path.join(dir, 'limit.vimq');
     refused(vimedge(['convert', `${DIR}/limit-zero-conv1d.pth`, '-o', limit]), /conv width K is 0/);
     refused(vimedge(['convert', `${DIR}/plain.pth`, '--class-token', 'head', '-o', limit]), /runtime runs only the released variant/);
