@@ -46,6 +46,16 @@ test('without --calib-size, quantize calibrates on the whole folder, and warns w
   assert.match(q.stderr, 'vimedge: warning: calibrating on 18 images; activation ranges from fewer than 32 are noisy');
 });
 
+test('quantize on 3 threads writes the file one thread writes (the calibration passes split each image)', () => {
+  const files = [1, 3].map((threads) => {
+    const out = path.join(tmp, `threads-${threads}.vimq`);
+    const q = vimedge(['quantize', fp32, '--method', 'mambaquant', '--calib', IMAGES, '--calib-size', '4', '--threads', String(threads), '-o', out]);
+    assert.is(q.code, 0, q.stderr);
+    return readFileSync(out);
+  });
+  assert.ok(files[0].equals(files[1]));
+});
+
 test('outliers draws a PNG and summarises every site before and after', () => {
   const png = path.join(tmp, 'outliers.png');
   const r = vimedge(['outliers', fp32, '--calib', IMAGES, '--calib-size', '4', '--method', 'quarot', '-o', png, '--json']);

@@ -5,7 +5,7 @@ import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
 import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type BitWidth } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
-import { outputFile, positiveInt, weightsOption } from './args.js';
+import { outputFile, positiveInt, threadsOption, weightsOption } from './args.js';
 import { fail } from '../errors.js';
 
 /** --bits: a bit width by name, or the integer kernels' widths by their weight bits (8 -> w8a8, 4 -> w4a8). */
@@ -27,6 +27,7 @@ export function quantizeCommand(): Command {
     .option('--calib <set>', "calibration images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
     .option('--calib-size <n>', 'calibration images, a seeded sample (default: all the set has, at most 256)', positiveInt('--calib-size'))
     .addOption(weightsOption())
+    .addOption(threadsOption())
     .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
     .addOption(new Option('--activations <kind>', 'activation quantizers: static per tensor, static per token (PTS), dynamic per token')
       .choices(['tensor', 'token', 'dynamic']).default('tensor'))
@@ -52,10 +53,12 @@ export function quantizeCommand(): Command {
         process.stderr.write(`vimedge: warning: calibrating on ${images.count} images; activation ranges from fewer than `
           + `${USEFUL_CALIBRATION} are noisy and the quantized model may lose accuracy\n`);
       }
+      const { createNodeThreads } = await import('../hosts/node-threads.js');
+      const threads = opts.threads > 1 ? await createNodeThreads(opts.threads) : undefined;
       const result = await quantizeModel(source, images, await readKernelWasm(), {
         method: opts.method, bits: opts.bits, seed: opts.seed, granularity: opts.activations, range: opts.range,
-        weightRange: opts.weightRange, symmetricActivations: opts.symmetricActivations,
-      });
+        weightRange: opts.weightRange, symmetricActivations: opts.symmetricActivations, threads,
+      }).finally(() => threads?.pool.dispose());
       await writeFileAtomic(opts.output, result.file);
       const seconds = (performance.now() - started) / 1000;
       if (opts.json) {

@@ -53,7 +53,10 @@ export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Arra
   return { metadata, model: await instantiate(packed, wasm, threads) };
 }
 
-/** The fp32 model in memory on the fp32 kernels, without writing a file (calibration, equivalence tests). */
-export async function instantiateFloat(m: FloatModel, wasm: Uint8Array | WebAssembly.Module): Promise<VimModel> {
-  return instantiate(packFloat(m), wasm);
+/**
+ * The fp32 model in memory on the fp32 kernels, without writing a file (calibration, equivalence tests); on
+ * `threads`, each image is split over them, with the same results.
+ */
+export async function instantiateFloat(m: FloatModel, wasm: Uint8Array | WebAssembly.Module, threads?: Threads): Promise<VimModel> {
+  return instantiate(packFloat(m), wasm, threads);
 }
