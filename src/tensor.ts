@@ -34,10 +34,14 @@ function halfToNumber(bits: number): number {
 
 /**
  * Packed elements of one dtype -> a fresh Float32Array (float64 rounds to nearest). `bytes.length` must be a
- * multiple of the element size; any byteOffset is fine.
+ * multiple of the element size; any byteOffset is fine. With `owned` (the bytes are the caller's private
+ * copy), aligned float32 in host order is viewed instead of copied.
  */
-export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype, littleEndian: boolean): Float32Array {
+export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype, littleEndian: boolean, owned = false): Float32Array {
   const count = Math.floor(bytes.length / FLOAT_DTYPE_BYTES[dtype]);
+  if (dtype === 'float32' && littleEndian === HOST_IS_LITTLE_ENDIAN && owned && bytes.byteOffset % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+  }
   if (dtype === 'float32' && littleEndian === HOST_IS_LITTLE_ENDIAN) {
     // A copy into a fresh, aligned buffer (not bytes.slice(): on a Node Buffer that is a view, not a copy).
     const copy = new Uint8Array(count * 4);

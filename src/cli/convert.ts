@@ -23,7 +23,7 @@ export function convertCommand(): Command {
     .addOption(new Option('--directions <merge>', 'asserts if_devide_out: the scan directions halved or summed (only halved runs)')
       .choices(['halved', 'summed']))
     .action(async (checkpoint: string, opts) => {
-      const { checkpointModel, describeSource, writeFloatVimq } = await import('../convert/checkpoint.js');
+      const { convertToVimq, describeSource } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const preprocess = Object.fromEntries(Object.entries({
@@ -31,10 +31,10 @@ export function convertCommand(): Command {
       }).filter(([, v]) => v !== undefined));
       const variant = Object.fromEntries(Object.entries({ classToken: opts.classToken, directions: opts.directions })
         .filter(([, v]) => v !== undefined));
-      const model = checkpointModel(bytes, checkpoint, { labels, preprocess, stride: opts.stride, weights: opts.weights, variant });
-      const file = await writeFloatVimq(model, checkpoint);
+      const { file, source } = await convertToVimq(bytes, checkpoint,
+        { labels, preprocess, stride: opts.stride, weights: opts.weights, variant });
       await writeFileAtomic(opts.output, file);
-      for (const [label, text] of describeSource(model.metadata.source)) console.log(`${label}: ${text}`);
+      for (const [label, text] of describeSource(source)) console.log(`${label}: ${text}`);
       console.log(`wrote ${opts.output} (${(file.length / 1e6).toFixed(1)} MB)`);
     });
 }

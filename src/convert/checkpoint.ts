@@ -79,16 +79,25 @@ export function checkpointModel(bytes: Uint8Array, file: string, options: Conver
   };
 }
 
-/** The fp32 model -> .vimq bytes, checked as the loader will check them: convert never writes a file the runtime refuses. */
-export async function writeFloatVimq(model: FloatModel, file: string): Promise<Uint8Array> {
-  const { metadata, data } = packFloat(model);
+/** A converted checkpoint: the .vimq bytes and the source record (what convert prints). */
+export interface Converted {
+  file: Uint8Array;
+  source: ModelSource;
+}
+
+/**
+ * Checkpoint bytes -> .vimq bytes, checked as the loader will check them: convert never writes a file the
+ * runtime refuses. No variable holds the fp32 model, so its tensors can be let go once packed.
+ */
+export async function convertToVimq(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Converted> {
+  const { metadata, data } = packFloat(checkpointModel(bytes, file, options));
   checkModelMetadata(metadata, data, file);
-  return writeVimq(metadata, data);
+  return { file: await writeVimq(metadata, data), source: metadata.source };
 }
 
 /** Checkpoint bytes -> .vimq bytes. */
 export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  return writeFloatVimq(checkpointModel(bytes, file, options), file);
+  return (await convertToVimq(bytes, file, options)).file;
 }
 
 /** What convert did to read the checkpoint, as (label, text) lines: printed by convert and inspect. */

@@ -45,13 +45,17 @@ export function readPthWeights(bytes: Uint8Array, name: string, weights: Weights
   const storageEntry = (ref: TensorRef) => `${prefix}data/${ref.storage.key}`;
   const storages = extract(bytes, name, entries, [...tensors.values()].map(storageEntry));
   const sd: StateDict = new Map();
+  // A storage is the archive entry's own copy (the unzip copies every entry): the one tensor of a storage
+  // may view it rather than copy it (a converter's peak memory); tensors sharing a storage get copies.
+  const views = new Map<string, number>();
+  for (const ref of tensors.values()) views.set(storageEntry(ref), (views.get(storageEntry(ref)) ?? 0) + 1);
   // Each view is bounded by its storage (materialize), but views of one storage can repeat: cap the total
   // so that a small file cannot demand unbounded memory.
   let elementsLeft = bytes.length;
   for (const [key, ref] of tensors) {
     const entryName = storageEntry(ref);
     const storage = storages.get(entryName) ?? bad(name, `tensor '${key}' needs ${entryName}, which the archive lacks`);
-    const tensor = materialize(ref, storage, littleEndian, `${name}: tensor '${key}'`);
+    const tensor = materialize(ref, storage, views.get(entryName) === 1, littleEndian, `${name}: tensor '${key}'`);
     elementsLeft -= tensor.data.length;
     if (elementsLeft < 0) bad(name, `at tensor '${key}', the views add up to more elements than the file has bytes`);
     sd.set(key, tensor);
@@ -159,9 +163,10 @@ const FLOAT_DTYPES = new Set<string>(['float32', 'float16', 'bfloat16', 'float64
 
 /**
  * A strided view of a storage -> a contiguous fp32 tensor. The view must lie inside the storage and may not
- * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes).
+ * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes). `owned`:
+ * no other tensor views this storage, so the result may share its bytes.
  */
-function materialize(ref: TensorRef, storage: Uint8Array, littleEndian: boolean, what: string): Tensor {
+function materialize(ref: TensorRef, storage: Uint8Array, owned: boolean, littleEndian: boolean, what: string): Tensor {
   const { dtype, numel: storageNumel } = ref.storage;
   if (!FLOAT_DTYPES.has(dtype)) {
     fail('BAD_CHECKPOINT', `${what} has dtype ${dtype}; only float32, float16, bfloat16 and float64 weights are supported`);
@@ -181,7 +186,7 @@ function materialize(ref: TensorRef, storage: Uint8Array, littleEndian: boolean,
     fail('BAD_CHECKPOINT', `${what}: shape ${shapeString(shape)}, stride ${shapeString(ref.stride)} and offset `
       + `${ref.offset} reach element ${last} of a ${storageNumel}-element storage`);
   }
-  const span = decodeFloats(storage.subarray(ref.offset * itemBytes, (last + 1) * itemBytes), dtype as FloatDtype, littleEndian);
+  const span = decodeFloats(storage.subarray(ref.offset * itemBytes, (last + 1) * itemBytes), dtype as FloatDtype, littleEndian, owned);
   return { shape, data: isContiguous(ref) ? span : gather(span, ref.shape, ref.stride, count) };
 }
 
