@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from make_reader_fixtures import tiny_vim_state_dict
+
 VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / 'test/fixtures/small/small/model.pth'
@@ -38,26 +40,9 @@ def prefixed(sd, prefix):
     return OrderedDict((prefix + k, v) for k, v in sd.items())
 
 
-def vim_state_dict(D=32, depth=1, N=16, K=4, R=2, E=None, P=16, L=17, classes=10, C=3):
-    """Spec §3 keys at any size, zero included (random values: shapes are what these test)."""
-    E = 2 * D if E is None else E
-    g = torch.Generator().manual_seed(5)
-    r = lambda *s: torch.randn(*s, generator=g)
-    sd = OrderedDict([('cls_token', r(1, 1, D)), ('pos_embed', r(1, L, D)),
-                      ('patch_embed.proj.weight', r(D, C, P, P)), ('patch_embed.proj.bias', r(D)),
-                      ('head.weight', r(classes, D)), ('head.bias', r(classes))])
-    for i in range(depth):
-        m = f'layers.{i}.mixer.'
-        for name, shape in [('A_log', (E, N)), ('D', (E,)), ('A_b_log', (E, N)), ('D_b', (E,)),
-                            ('in_proj.weight', (2 * E, D)), ('conv1d.weight', (E, 1, K)), ('conv1d.bias', (E,)),
-                            ('x_proj.weight', (R + 2 * N, E)), ('dt_proj.weight', (E, R)), ('dt_proj.bias', (E,)),
-                            ('conv1d_b.weight', (E, 1, K)), ('conv1d_b.bias', (E,)),
-                            ('x_proj_b.weight', (R + 2 * N, E)), ('dt_proj_b.weight', (E, R)),
-                            ('dt_proj_b.bias', (E,)), ('out_proj.weight', (D, E))]:
-            sd[m + name] = r(*shape)
-        sd[f'layers.{i}.norm.weight'] = r(D)
-    sd['norm_f.weight'] = r(D)
-    return sd
+def vim_state_dict(**shape):
+    """Spec §3 keys (random values: shapes are what these test) at the small model's size unless told."""
+    return tiny_vim_state_dict(**{'D': 32, 'depth': 1, 'N': 16, 'P': 16, 'classes': 10, **shape})
 
 
 def write_safetensors(path, sd):

@@ -47,9 +47,11 @@ def plain_state_dict():
     ])
 
 
-def tiny_vim_state_dict(D=8, depth=2, N=4, K=4, P=4, L=17, classes=5, C=3):
-    """Spec §3 keys at a tiny size (not a trained model: shapes and exact values are what matter)."""
-    E, R = 2 * D, -(-D // 16)
+def tiny_vim_state_dict(D=8, depth=2, N=4, K=4, P=4, L=17, classes=5, C=3, E=None, R=None):
+    """Spec §3 keys at a tiny size (not a trained model: shapes and exact values are what matter); any
+    dimension may be zero. E and R default to 2D and ceil(D / 16)."""
+    E = 2 * D if E is None else E
+    R = -(-D // 16) if R is None else R
     g = torch.Generator().manual_seed(2)
     r = lambda *s: torch.randn(*s, generator=g)
     sd = OrderedDict([('cls_token', r(1, 1, D)), ('pos_embed', r(1, L, D)),
