@@ -132,7 +132,7 @@ async function tinyFidelity(): Promise<Fidelity[]> {
   const manifest = JSON.parse(await readFile(path.join(TINY, 'manifest.json'), 'utf8'));
   const wasm = await readKernelWasm();
   const pth = new Uint8Array(await readFile(path.join(TINY, manifest.weights.pth)));
-  const source = checkpointModel(pth, 'model.pth', { stride: Number(manifest.config.stride) });
+  const source = checkpointModel(pth, 'model.pth', { stride: Number(manifest.config.stride), imageSize: Number(manifest.config.img_size) });
   const random = seededRandom(Number(args.seed));
   const normal = () => Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
   const n = 3 * 224 * 224;

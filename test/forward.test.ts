@@ -38,9 +38,10 @@ const LOGITS_TOL = 1e-5;   // the head over final.norm_cls [1.4e-6]
 
 async function checkFixture(g: Golden, format: 'pth' | 'safetensors'): Promise<void> {
   const file = g.manifest.weights[format];
-  // The stride is not always visible in the shapes (MODEL.md §1): pass it as `vimedge convert --stride` would.
-  const stride = Number(g.manifest.config.stride);
-  const { model } = await loadModel(g.bytes(file), file, await readKernelWasm(), { stride });
+  // The stride is not always visible in the shapes (MODEL.md §1): pass it with the input size it implies, as
+  // `vimedge convert --stride S --crop H` would.
+  const [stride, imageSize] = [Number(g.manifest.config.stride), Number(g.manifest.config.img_size)];
+  const { model } = await loadModel(g.bytes(file), file, await readKernelWasm(), { stride, imageSize });
   g.manifest.inputs.forEach((input, i) => {
     const { observer, dumps } = dumpObserver();
     const logits = model.forward(g.f32(input.file), i === g.manifest.dumps.input ? observer : undefined);

@@ -69,12 +69,18 @@ test('a tiny real checkpoint (torch.save with optimizer state and args) gives it
   });
 });
 
-test('stride and image size options override the default and must agree', () => {
-  assert.equal(inferConfig(tiny, { stride: 8 }), { ...VIM_TI, stride: 8, imageSize: 120 });
+test('stride and image size options override the default and must agree; a stride alone must be the default', () => {
+  assert.equal(inferConfig(tiny, { stride: 8, imageSize: 120 }), { ...VIM_TI, stride: 8, imageSize: 120 });
   assert.equal(inferConfig(tiny, { imageSize: 120 }), { ...VIM_TI, stride: 8, imageSize: 120 });
   assert.equal(inferConfig(tiny, { stride: 16, imageSize: 224 }), VIM_TI);
+  assert.equal(inferConfig(tiny, { stride: 16 }), VIM_TI);
   assert.equal(inferConfig(tiny, { stride: undefined, imageSize: undefined }), VIM_TI);
-  assert.is(inferConfig(vimStateDict(192, 1, 730), { stride: 16 }).imageSize, 432);
+  assert.is(inferConfig(vimStateDict(192, 1, 730), { stride: 8 }).imageSize, 224);
+  assert.is(inferConfig(vimStateDict(192, 1, 730), { stride: 16, imageSize: 432 }).imageSize, 432);
+  // A stride alone that is not the default would silently mean another input size: it needs the size too.
+  rejects(() => inferConfig(tiny, { stride: 8 }), 'BAD_ARGUMENT', "stride 8 does not fit pos_embed's 14×14 grid of 16-pixel patches",
+    'they cover 224 pixels at the default stride 16, 120 at stride 8', 'convert --crop 120');
+  rejects(() => inferConfig(vimStateDict(192, 1, 730), { stride: 16 }), 'BAD_ARGUMENT', '224 pixels at the default stride 8, 432 at stride 16');
   rejects(() => inferConfig(tiny, { stride: 8, imageSize: 224 }), 'BAD_ARGUMENT', 'stride 8 and image size 224 disagree', 'covers 120 pixels');
   rejects(() => inferConfig(tiny, { imageSize: 225 }), 'BAD_ARGUMENT', 'image size 225 fits no stride for a 14×14 grid');
   rejects(() => inferConfig(tiny, { stride: 0 }), 'BAD_ARGUMENT', 'stride must be a positive integer, got 0');

@@ -14,9 +14,9 @@ const IMAGES = 'test/fixtures/images';
 const fp32 = path.join(tmp, 'gray.vimq');
 const w8 = path.join(tmp, 'gray.w8a8.vimq');
 
-test('quantize with a folder of images, then inspect shows the recipe and classify runs the int8 file', async () => {
+test('quantize --bits 8 with a folder of images, then inspect shows the recipe and classify runs the int8 file', async () => {
   writeFileSync(fp32, await fixtureVimq());
-  const q = vimedge(['quantize', fp32, '--method', 'mambaquant', '--bits', 'w8a8', '--calib', IMAGES, '--calib-size', '8', '--seed', '3', '-o', w8]);
+  const q = vimedge(['quantize', fp32, '--method', 'mambaquant', '--bits', '8', '--calib', IMAGES, '--calib-size', '8', '--seed', '3', '-o', w8]);
   assert.is(q.code, 0, q.stderr);
   assert.match(q.stdout, /mambaquant w8a8, calibrated on 8 images of test\/fixtures\/images \(seed 3\)/);
   const info = JSON.parse(vimedge(['inspect', w8, '--json']).stdout);
@@ -29,13 +29,31 @@ test('quantize with a folder of images, then inspect shows the recipe and classi
   assert.is(JSON.parse(c.stdout).top.length, 5);
 });
 
-test('quantize --calib fashion-mnist:train (the Debian idx files)', () => {
+test('quantize --bits 4 --calib fashion-mnist:train (the Debian idx files)', () => {
   const out = path.join(tmp, 'fm.vimq');
-  const q = vimedge(['quantize', fp32, '--method', 'rtn', '--bits', 'w4a8', '--calib', 'fashion-mnist:train', '--calib-size', '16', '-o', out, '--json']);
+  const q = vimedge(['quantize', fp32, '--method', 'rtn', '--bits', '4', '--calib', 'fashion-mnist:train', '--calib-size', '16', '-o', out, '--json']);
   assert.is(q.code, 0, q.stderr);
   const j = JSON.parse(q.stdout);
   assert.equal(j.recipe.calibration, { set: 'fashion-mnist:train', size: 16, seed: 0 });
   assert.is(j.recipe.bits, 'w4a8');
+});
+
+test('without --calib-size, quantize calibrates on the whole folder, and warns when it is small', () => {
+  const out = path.join(tmp, 'all.vimq');
+  const q = vimedge(['quantize', fp32, '--method', 'rtn', '--calib', IMAGES, '-o', out, '--json']);
+  assert.is(q.code, 0, q.stderr);
+  assert.equal(JSON.parse(q.stdout).recipe.calibration, { set: IMAGES, size: 18, seed: 0 });
+  assert.match(q.stderr, 'vimedge: warning: calibrating on 18 images; activation ranges from fewer than 32 are noisy');
+});
+
+test('quantize on 3 threads writes the file one thread writes (the calibration passes split each image)', () => {
+  const files = [1, 3].map((threads) => {
+    const out = path.join(tmp, `threads-${threads}.vimq`);
+    const q = vimedge(['quantize', fp32, '--method', 'mambaquant', '--calib', IMAGES, '--calib-size', '4', '--threads', String(threads), '-o', out]);
+    assert.is(q.code, 0, q.stderr);
+    return readFileSync(out);
+  });
+  assert.ok(files[0].equals(files[1]));
 });
 
 test('outliers draws a PNG and summarises every site before and after', () => {
@@ -56,6 +74,7 @@ test('bad input: empty folder, too few images, test split, unknown method, alrea
   refused(vimedge(['quantize', fp32, '--calib', empty, '-o', out]), /--calib .*empty: no image files in the folder/);
   refused(vimedge(['quantize', fp32, '--calib', IMAGES, '--calib-size', '100', '-o', out]), /has 18 images, fewer than --calib-size 100/);
   refused(vimedge(['quantize', fp32, '--calib', 'fashion-mnist:test', '-o', out]), /calibrate on training images only/);
+  refused(vimedge(['quantize', fp32, '--bits', '6', '--calib', IMAGES, '-o', out]), /--bits 6: expected w8a8, w4a8, w6a6, w4a4, or 8 \/ 4/);
   refused(vimedge(['quantize', fp32, '--method', 'gptq', '--calib', IMAGES, '-o', out]), /unknown quantization method 'gptq'/);
   refused(vimedge(['quantize', w8, '--calib', IMAGES, '--calib-size', '4', '-o', out]), /already quantized \(mambaquant w8a8\)/);
   refused(vimedge(['quantize', fp32, '--calib', path.join(tmp, 'missing'), '-o', out]), /not a readable folder/);

@@ -57,8 +57,12 @@ test('a checkpoint read in memory is the model its .vimq holds: same metadata, s
 test('the source format is read off the content: a .safetensors whose header length starts with 0x50 (zip\'s P) is one', async () => {
   const bytes = golden(SMALL_CONFIGS[2])!.bytes('model.safetensors');
   assert.is(bytes[0], 0x50);
-  assert.equal((await readModel(bytes, 'model.safetensors')).metadata.source, { file: 'model.safetensors', format: 'safetensors' });
-  assert.equal((await readModel(g.bytes('model.pth'), 'dir/model.pth')).metadata.source, { file: 'model.pth', format: 'pth' });
+  const fileAndFormat = async (b: Uint8Array, name: string) => {
+    const { file, format } = (await readModel(b, name)).metadata.source;
+    return { file, format };
+  };
+  assert.equal(await fileAndFormat(bytes, 'model.safetensors'), { file: 'model.safetensors', format: 'safetensors' });
+  assert.equal(await fileAndFormat(g.bytes('model.pth'), 'dir/model.pth'), { file: 'model.pth', format: 'pth' });
 });
 
 test('isVimq: the four magic bytes, nothing shorter, no checkpoint', async () => {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vim_reference import VimConfig, expected_shapes
+from vim_reference import state_dict_shapes
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / 'test/fixtures/readers'
 expected = {}
@@ -48,12 +48,14 @@ def plain_state_dict():
     ])
 
 
-def tiny_vim_state_dict():
-    """MODEL.md §3 keys at a tiny size (D 8, depth 2, N 4, L 17, 5 classes; not a trained model: shapes and exact
-    values are what matter), drawn in the official key order."""
-    cfg = VimConfig(img_size=16, in_chans=3, patch=4, stride=4, embed_dim=8, depth=2, num_classes=5, d_state=4)
+def tiny_vim_state_dict(D=8, depth=2, N=4, K=4, P=4, L=17, classes=5, C=3, E=None, R=None):
+    """MODEL.md §3 keys at a tiny size (not a trained model: shapes and exact values are what matter), drawn in
+    the official key order; any dimension may be zero. E and R default to 2D and ceil(D / 16)."""
+    E = 2 * D if E is None else E
+    R = -(-D // 16) if R is None else R
+    shapes = state_dict_shapes(D=D, E=E, N=N, R=R, K=K, C=C, P=P, L=L, classes=classes, depth=depth)
     g = torch.Generator().manual_seed(2)
-    return OrderedDict((k, torch.randn(*shape, generator=g)) for k, shape in expected_shapes(cfg).items())
+    return OrderedDict((k, torch.randn(*shape, generator=g)) for k, shape in shapes.items())
 
 
 def training_checkpoint(sd):

@@ -39,3 +39,9 @@ export function maxMemoryOption(): Option {
   return new Option('--max-memory <MiB>', 'refuse a model needing more WebAssembly memory than this (default 2048)')
     .argParser((value) => positiveInt('--max-memory')(value) * 2 ** 20);
 }
+
+/** --weights: which weights of a training checkpoint to take (convert, quantize, classify on a checkpoint). */
+export function weightsOption(): Option {
+  return new Option('--weights <which>', 'a training checkpoint\'s trained weights or their EMA copy (model_ema, state_dict_ema)')
+    .choices(['model', 'ema']).default('model');
+}

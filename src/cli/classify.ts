@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { defaultModelPath } from '../hosts/node.js';
 import { VimedgeError } from '../errors.js';
 import { printLines } from './print.js';
-import { positiveInt, threadsOption, maxMemoryOption } from './args.js';
+import { positiveInt, threadsOption, maxMemoryOption, weightsOption } from './args.js';
 
 /** Files as given, folders expanded (recursively, sorted) to the images inside them. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -34,11 +34,12 @@ export function classifyCommand(): Command {
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .addOption(threadsOption())
     .addOption(maxMemoryOption())
+    .addOption(weightsOption())
     .action(async (inputs: string[], opts) => {
       const { loadClassifier } = await import('../index.js');
       const { rankLabels } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(opts.model, { threads: opts.threads, maxMemory: opts.maxMemory });
+      const classifier = await loadClassifier(opts.model, { threads: opts.threads, maxMemory: opts.maxMemory, convert: { weights: opts.weights } });
       const { files, fromFolder } = await expandInputs(inputs);
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
       bar?.start(files.length, 0);

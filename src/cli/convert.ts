@@ -5,7 +5,7 @@ import path from 'node:path';
 import { packageRoot, readFileChecked } from '../hosts/node.js';
 import { readLabels } from '../model/labels.js';
 import { writeFileAtomic } from './output.js';
-import { numberList, outputFile, positiveInt } from './args.js';
+import { numberList, outputFile, positiveInt, weightsOption } from './args.js';
 
 /** ImageNet-1k's class names (tools/imagenet_labels.py), for a 1000-class checkpoint converted without --labels. */
 const IMAGENET_LABELS = 'models/imagenet-labels.txt';
@@ -21,9 +21,14 @@ export function convertCommand(): Command {
     .option('--resize <n>', 'shorter side after resizing (default 256)', positiveInt('--resize'))
     .option('--crop <n>', 'center crop size (default: the model input size)', positiveInt('--crop'))
     .addOption(new Option('--interpolation <kind>', 'resize filter').choices(['bicubic', 'bilinear']))
-    .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it', positiveInt('--stride'))
+    .option('--stride <n>', 'patch stride, when the shapes alone cannot tell it (another than the default needs --crop)', positiveInt('--stride'))
+    .addOption(weightsOption())
+    .addOption(new Option('--class-token <position>', 'asserts where the class token sits (the shapes cannot tell; only middle runs)')
+      .choices(['middle', 'head', 'none']))
+    .addOption(new Option('--directions <merge>', 'asserts if_devide_out: the scan directions halved or summed (only halved runs)')
+      .choices(['halved', 'summed']))
     .action(async (checkpoint: string, opts) => {
-      const { convertCheckpoint } = await import('../convert/checkpoint.js');
+      const { convertToVimq, describeSource } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const imagenet = path.join(packageRoot() ?? '.', IMAGENET_LABELS);
@@ -31,8 +36,12 @@ export function convertCommand(): Command {
       const preprocess = Object.fromEntries(Object.entries({
         mean: opts.mean, std: opts.std, resize: opts.resize, crop: opts.crop, interpolation: opts.interpolation,
       }).filter(([, v]) => v !== undefined));
-      const file = await convertCheckpoint(bytes, checkpoint, { labels, fallbackLabels, preprocess, stride: opts.stride });
+      const variant = Object.fromEntries(Object.entries({ classToken: opts.classToken, directions: opts.directions })
+        .filter(([, v]) => v !== undefined));
+      const { file, source } = await convertToVimq(bytes, checkpoint,
+        { labels, fallbackLabels, preprocess, stride: opts.stride, weights: opts.weights, variant });
       await writeFileAtomic(opts.output, file);
+      for (const [label, text] of describeSource(source)) console.log(`${label}: ${text}`);
       console.log(`wrote ${opts.output} (${(file.length / 1e6).toFixed(1)} MB)`);
     });
 }

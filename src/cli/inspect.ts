@@ -11,6 +11,7 @@ export function inspectCommand(): Command {
     .option('--json', 'print one JSON object')
     .action(async (file: string, opts) => {
       const { readModel } = await import('../model/model-file.js');
+      const { describeSource } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(file, 'model');
       const { metadata } = await readModel(bytes, file);
       const parameters = metadata.tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -33,7 +34,7 @@ export function inspectCommand(): Command {
         `  classes:    ${c.numClasses} (${metadata.labels.slice(0, 5).join(', ')}${c.numClasses > 5 ? ', ...' : ''})`,
         `  preprocess: resize ${p.resize} ${p.interpolation}, crop ${p.crop}, mean [${p.mean}], std [${p.std}]`,
         `  quantization: ${describeRecipe(metadata.quantization)}`,
-        `  source:     ${metadata.source.file} (${metadata.source.format})`,
+        ...describeSource(metadata.source).map(([label, text]) => `  ${`${label}:`.padEnd(12)}${text}`),
       ].join('\n'));
     });
 }

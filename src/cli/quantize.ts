@@ -1,12 +1,21 @@
 /** `vimedge quantize <fp32 model> --method M --bits B --calib SET -o out.vimq`: post-training quantization. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
-import { BIT_WIDTHS, bitPlan, METHOD_NAMES } from '../model/contract.js';
+import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type BitWidth } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
-import { outputFile, positiveInt } from './args.js';
+import { outputFile, positiveInt, threadsOption, weightsOption } from './args.js';
 import { fail } from '../errors.js';
+
+/** --bits: a bit width by name, or the integer kernels' widths by their weight bits (8 -> w8a8, 4 -> w4a8). */
+function bitWidth(value: string): BitWidth {
+  const named = ({ 8: 'w8a8', 4: 'w4a8' } as Record<string, BitWidth>)[value] ?? value;
+  if (!(BIT_WIDTHS as string[]).includes(named)) {
+    throw new InvalidArgumentError(`--bits ${value}: expected ${BIT_WIDTHS.join(', ')}, or 8 / 4 for w8a8 / w4a8`);
+  }
+  return named as BitWidth;
+}
 
 export function quantizeCommand(): Command {
   return new Command('quantize')
@@ -14,9 +23,11 @@ export function quantizeCommand(): Command {
     .argument('<model>', 'fp32 .vimq, .pth or .safetensors file')
     .requiredOption('-o, --output <file>', 'the quantized .vimq file to write', outputFile('--output'))
     .option('--method <name>', `${METHOD_NAMES.join(' | ')}`, 'mambaquant')
-    .addOption(new Option('--bits <width>', 'weight and activation bits').choices([...BIT_WIDTHS]).default('w8a8'))
+    .option('--bits <width>', `weight and activation bits: ${BIT_WIDTHS.join(' | ')}; 8 and 4 mean w8a8 and w4a8`, bitWidth, 'w8a8')
     .option('--calib <set>', "calibration images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
-    .option('--calib-size <n>', 'calibration images (a seeded sample)', positiveInt('--calib-size'), 256)
+    .option('--calib-size <n>', 'calibration images, a seeded sample (default: all the set has, at most 256)', positiveInt('--calib-size'))
+    .addOption(weightsOption())
+    .addOption(threadsOption())
     .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
     .addOption(new Option('--activations <kind>', 'activation quantizers: static per tensor, static per token (PTS), dynamic per token')
       .choices(['tensor', 'token', 'dynamic']).default('tensor'))
@@ -28,7 +39,7 @@ export function quantizeCommand(): Command {
     .action(async (file: string, opts) => {
       const { methodByName } = await import('../quant/methods.js');
       const { readFloatModel } = await import('../model/model-file.js');
-      const { calibrationImages } = await import('../quant/calibration-source.js');
+      const { calibrationImages, USEFUL_CALIBRATION } = await import('../quant/calibration-source.js');
       const { quantizeModel } = await import('../quant/quantize-model.js');
       methodByName(opts.method);   // an unknown method fails before any work
       if (bitPlan(opts.bits).simulated && !opts.simulate) {
@@ -36,12 +47,18 @@ export function quantizeCommand(): Command {
       }
       const started = performance.now();
       const bytes = await readFileChecked(file, 'model');
-      const source = await readFloatModel(bytes, file);
+      const source = await readFloatModel(bytes, file, { weights: opts.weights });
       const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
+      if (images.count < USEFUL_CALIBRATION) {
+        process.stderr.write(`vimedge: warning: calibrating on ${images.count} images; activation ranges from fewer than `
+          + `${USEFUL_CALIBRATION} are noisy and the quantized model may lose accuracy\n`);
+      }
+      const { createNodeThreads } = await import('../hosts/node-threads.js');
+      const threads = opts.threads > 1 ? await createNodeThreads(opts.threads) : undefined;
       const result = await quantizeModel(source, images, await readKernelWasm(), {
         method: opts.method, bits: opts.bits, seed: opts.seed, granularity: opts.activations, range: opts.range,
-        weightRange: opts.weightRange, symmetricActivations: opts.symmetricActivations,
-      });
+        weightRange: opts.weightRange, symmetricActivations: opts.symmetricActivations, threads,
+      }).finally(() => threads?.pool.dispose());
       await writeFileAtomic(opts.output, result.file);
       const seconds = (performance.now() - started) / 1000;
       if (opts.json) {

@@ -3,24 +3,31 @@
  * tensors in the runtime's logical forms, labels and preprocessing from the options. `vimedge convert` and
  * the build write that model as a .vimq; loading a checkpoint runs it without writing a file.
  */
-import { checkpointFormat, readCheckpoint } from '../formats/checkpoint.js';
+import { readCheckpointWeights } from '../formats/checkpoint.js';
+import type { WeightsChoice } from '../formats/checkpoint-layout.js';
 import { writeVimq } from '../formats/vimq.js';
 import { inferConfig } from '../model/infer-config.js';
-import { runtimeTensors, type RuntimeTensor } from '../model/contract.js';
+import { checkKernelLimits, runtimeTensors, type ModelSource, type ModelVariant, type RuntimeTensor } from '../model/contract.js';
+import { checkModelMetadata } from '../model/metadata-check.js';
 import { vimEvalSpec, type PreprocessSpec } from '../preprocess/pipeline.js';
 import type { StateDict, Tensor } from '../tensor.js';
 import { fail } from '../errors.js';
 import type { FloatModel } from './float-model.js';
 import { packFloat } from './pack.js';
+import { describeVariant, resolveVariant } from './variant.js';
 
 export interface ConvertOptions {
   labels?: string[];
   /** Class names for a model of exactly this many classes when `labels` is not given (the CLI: ImageNet's). */
   fallbackLabels?: string[];
   preprocess?: Partial<PreprocessSpec>;
-  /** Overrides for what inferConfig reads from the shapes. */
+  /** Overrides for what inferConfig reads from the shapes; a stride other than the default needs imageSize. */
   stride?: number;
   imageSize?: number;
+  /** The trained weights (default) or their EMA copy (`model_ema` / `state_dict_ema` of a training checkpoint). */
+  weights?: WeightsChoice;
+  /** The variant flags the shapes cannot tell (docs/MODEL.md §1); what is not given is read or assumed, and recorded. */
+  variant?: Partial<ModelVariant>;
 }
 
 /** One runtime tensor in its logical form, derived from the checkpoint's tensors. */
@@ -43,9 +50,10 @@ function logicalValues(t: RuntimeTensor, sd: StateDict): Float32Array {
 
 /** Checkpoint bytes -> the fp32 model in memory. */
 export function checkpointModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): FloatModel {
-  const format = checkpointFormat(bytes, file);
-  const sd = readCheckpoint(bytes, file);
-  const config = inferConfig(sd, { stride: options.stride, imageSize: options.imageSize });
+  const { stateDict: sd, format, location, strippedPrefix, trainedAs } = readCheckpointWeights(bytes, file, options.weights);
+  const variant = resolveVariant(options.variant ?? {}, trainedAs);
+  const config = inferConfig(sd, { stride: options.stride, imageSize: options.imageSize ?? options.preprocess?.crop });
+  checkKernelLimits(config);
   const fallback = options.fallbackLabels?.length === config.numClasses ? options.fallbackLabels : undefined;
   const labels = options.labels ?? fallback ?? Array.from({ length: config.numClasses }, (_, i) => `class_${i}`);
   if (labels.length !== config.numClasses) {
@@ -58,20 +66,49 @@ export function checkpointModel(bytes: Uint8Array, file: string, options: Conver
   if (preprocess.crop !== config.imageSize) {
     fail('BAD_ARGUMENT', `crop ${preprocess.crop} differs from the model's input size ${config.imageSize}`);
   }
+  const source: ModelSource = {
+    file: file.split(/[\\/]/).pop() ?? file, format, ...(location ? { weights: location } : {}),
+    ...(strippedPrefix ? { strippedPrefix } : {}), variant,
+  };
   return {
     // Copies of the caller's arrays: the model must not change when they do.
     metadata: {
       format: 'vimq', config, labels: [...labels],
       preprocess: { ...preprocess, mean: [...preprocess.mean], std: [...preprocess.std] },
-      weights: 'f32', quantization: null, source: { file: file.split(/[\\/]/).pop() ?? file, format },
+      weights: 'f32', quantization: null, source,
     },
     tensors: new Map(runtimeTensors(config).map((t) => [t.name, logicalValues(t, sd)])),
     extras: new Set(),
   };
 }
 
+/** A converted checkpoint: the .vimq bytes and the source record (what convert prints). */
+export interface Converted {
+  file: Uint8Array;
+  source: ModelSource;
+}
+
+/**
+ * Checkpoint bytes -> .vimq bytes, checked as the loader will check them: convert never writes a file the
+ * runtime refuses. No variable holds the fp32 model, so its tensors can be let go once packed.
+ */
+export async function convertToVimq(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Converted> {
+  const { metadata, data } = packFloat(checkpointModel(bytes, file, options));
+  checkModelMetadata(metadata, data, file);
+  return { file: await writeVimq(metadata, data), source: metadata.source };
+}
+
 /** Checkpoint bytes -> .vimq bytes. */
 export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  const { metadata, data } = packFloat(checkpointModel(bytes, file, options));
-  return writeVimq(metadata, data);
+  return (await convertToVimq(bytes, file, options)).file;
+}
+
+/** What convert did to read the checkpoint, as (label, text) lines: printed by convert and inspect. */
+export function describeSource(source: ModelSource): [string, string][] {
+  return [
+    ['source', `${source.file} (${source.format})${source.weights ? `, weights from ${source.weights}` : ''}`],
+    ...(source.strippedPrefix
+      ? [['note', `key prefix '${source.strippedPrefix}' removed (DistributedDataParallel / torch.compile wrapper)`] as [string, string]] : []),
+    ...(source.variant ? [['variant', `${describeVariant(source.variant)} (${source.variant.basis})`] as [string, string]] : []),
+  ];
 }

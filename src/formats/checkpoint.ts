@@ -1,8 +1,9 @@
 /** Any supported checkpoint file -> its state_dict, recognised by content rather than by file extension. */
 import { fail } from '../errors.js';
 import type { StateDict } from '../tensor.js';
-import { isZip, readPth } from './pth.js';
+import { isZip, readPthWeights } from './pth.js';
 import { readSafetensors } from './safetensors.js';
+import { stripWrapperPrefixes, type WeightsChoice } from './checkpoint-layout.js';
 
 export type CheckpointFormat = 'pth' | 'safetensors';
 
@@ -22,6 +23,30 @@ export function checkpointFormat(bytes: Uint8Array, name: string): CheckpointFor
     + 'accepted: a torch.save .pth/.pt file (zip format, torch >= 1.6) or a .safetensors file');
 }
 
+/** A checkpoint's chosen weights under the model's own key names, and what was done to find them. */
+export interface CheckpointWeights {
+  stateDict: StateDict;
+  format: CheckpointFormat;
+  /** Where in a .pth the weights were, e.g. "checkpoint['model_ema']" (a .safetensors holds only them). */
+  location?: string;
+  /** The wrapper prefix taken off every key ('module.', '_orig_mod.', or both nested); '' if none. */
+  strippedPrefix: string;
+  /** The training script's registered model name, when the checkpoint keeps its args. */
+  trainedAs?: string;
+}
+
+export function readCheckpointWeights(bytes: Uint8Array, name: string, weights: WeightsChoice = 'model'): CheckpointWeights {
+  const format = checkpointFormat(bytes, name);
+  if (format === 'safetensors' && weights !== 'model') {
+    fail('BAD_ARGUMENT', `${name}: a .safetensors file holds one set of weights; weights '${weights}' needs a .pth `
+      + 'training checkpoint that keeps them (model_ema or state_dict_ema)');
+  }
+  const read = format === 'pth' ? readPthWeights(bytes, name, weights)
+    : { stateDict: readSafetensors(bytes, name) };
+  const { stateDict, prefix } = stripWrapperPrefixes(read.stateDict);
+  return { ...read, stateDict, format, strippedPrefix: prefix };
+}
+
 export function readCheckpoint(bytes: Uint8Array, name: string): StateDict {
-  return checkpointFormat(bytes, name) === 'pth' ? readPth(bytes, name) : readSafetensors(bytes, name);
+  return readCheckpointWeights(bytes, name).stateDict;
 }

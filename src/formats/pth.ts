@@ -2,19 +2,29 @@
  * PyTorch checkpoints as torch.save (>= 1.6) writes them: a zip archive with `<prefix>/data.pkl` (the pickled
  * object tree), `<prefix>/data/<key>` (one raw storage per key), and optional `<prefix>/byteorder` and
  * `<prefix>/version`. The pickle is read by the restricted unpickler; only the storages of the selected
- * state_dict are extracted and decoded, so optimizer moments and EMA copies cost nothing.
+ * state_dict are decoded, so optimizer moments and EMA copies cost nothing.
  */
 import { fail } from '../errors.js';
 import { decodeFloats, FLOAT_DTYPE_BYTES, numel, shapeString, type FloatDtype, type StateDict, type Tensor } from '../tensor.js';
-import { describePickleValue, TensorRef, unpickle, type PickleValue } from './pickle.js';
+import { TensorRef, unpickle } from './pickle.js';
+import { selectStateDict, type SelectedTensors, type WeightsChoice } from './checkpoint-layout.js';
 
 const bad = (file: string, problem: string): never => fail('BAD_CHECKPOINT', `${file}: ${problem}`);
+
+export interface PthWeights extends Omit<SelectedTensors, 'tensors'> {
+  stateDict: StateDict;
+}
 
 export const isZip = (bytes: Uint8Array): boolean =>
   bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
 
 /** Reads the state_dict of a torch.save checkpoint: `checkpoint['model']` if present, else the top-level dict. */
 export function readPth(bytes: Uint8Array, name = 'checkpoint'): StateDict {
+  return readPthWeights(bytes, name).stateDict;
+}
+
+/** The chosen weights of a torch.save checkpoint (checkpoint-layout.ts says where they are looked for). */
+export function readPthWeights(bytes: Uint8Array, name: string, weights: WeightsChoice = 'model'): PthWeights {
   if (!isZip(bytes)) {
     if (bytes[0] === 0x80) {
       bad(name, 'legacy (pre-1.6) torch.save format or a bare pickle; re-save it with torch >= 1.6: '
@@ -26,7 +36,7 @@ export function readPth(bytes: Uint8Array, name = 'checkpoint'): StateDict {
   const prefix = archivePrefix(entries, name);
   const pklName = `${prefix}data.pkl`;
   const littleEndian = isLittleEndian(entries.get(`${prefix}byteorder`), name);
-  const tensors = selectStateDict(unpickle(entries.get(pklName)!, `${name}: ${pklName}`), name);
+  const { tensors, location, trainedAs } = selectStateDict(unpickle(entries.get(pklName)!, `${name}: ${pklName}`), name, weights);
 
   const storageEntry = (ref: TensorRef) => `${prefix}data/${ref.storage.key}`;
   const sd: StateDict = new Map();
@@ -41,7 +51,7 @@ export function readPth(bytes: Uint8Array, name = 'checkpoint'): StateDict {
     if (elementsLeft < 0) bad(name, `at tensor '${key}', the views add up to more elements than the file has bytes`);
     sd.set(key, tensor);
   }
-  return sd;
+  return { stateDict: sd, location, trainedAs };
 }
 
 // --- the zip container --------------------------------------------------------------------------------------
@@ -173,27 +183,12 @@ function isLittleEndian(entry: Uint8Array | undefined, name: string): boolean {
 
 // --- from the pickled object tree to tensors ---------------------------------------------------------------
 
-/** `{'model': state_dict, 'optimizer': ..., 'args': ...}` -> its 'model'; a bare state_dict as is. */
-function selectStateDict(root: PickleValue, name: string): Map<string, TensorRef> {
-  if (!(root instanceof Map)) bad(name, `data.pkl holds ${describePickleValue(root)}, not a state_dict`);
-  const dict = root as Map<PickleValue, PickleValue>;
-  const wrapped = dict.get('model');
-  const where = wrapped instanceof Map ? "checkpoint['model']" : 'state_dict';
-  const stateDict = wrapped instanceof Map ? wrapped : dict;
-  const tensors = new Map<string, TensorRef>();
-  for (const [key, value] of stateDict) {
-    if (typeof key !== 'string') bad(name, `${where} has a key that is ${describePickleValue(key)}, not a string`);
-    if (!(value instanceof TensorRef)) bad(name, `${where}['${key}'] is ${describePickleValue(value)}, not a tensor`);
-    tensors.set(key as string, value as TensorRef);
-  }
-  return tensors;
-}
-
 const FLOAT_DTYPES = new Set<string>(['float32', 'float16', 'bfloat16', 'float64']);
 
 /**
  * A strided view of a storage -> a contiguous fp32 tensor. The view must lie inside the storage and may not
- * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes).
+ * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes). The
+ * result never shares the file's bytes (entries are views of the caller's buffer, which it may reuse).
  */
 function materialize(ref: TensorRef, storage: Uint8Array, littleEndian: boolean, what: string): Tensor {
   const { dtype, numel: storageNumel } = ref.storage;

@@ -16,9 +16,6 @@
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import webpFactory from '@jsquash/webp/codec/dec/webp_dec.js';
 import { EmscriptenCodec, type DecodedRgba } from './emscripten-codec.js';
-import { decodePng, pngSize } from './png-decode.js';
-import { decodeGif } from './gif-decode.js';
-import { decodeBmp } from './bmp-decode.js';
 import { checkImageSize, sniffFormat, webpSize } from './image-format.js';
 import { DEFAULT_MAX_PIXELS, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
@@ -121,12 +118,14 @@ export async function decodeEncoded(bytes: Uint8Array, name: string, modules: De
                                     maxPixels = DEFAULT_MAX_PIXELS): Promise<RawImage> {
   if (bytes.length === 0) fail('BAD_IMAGE', `${name}: empty file (0 bytes)`);
   const format = sniffFormat(bytes);
+  // Imported when first needed, so that a browser bundle's first chunk stays small (the bundlers split them off).
   if (format === 'png') {
+    const { decodePng, pngSize } = await import('./png-decode.js');
     checkImageSize(pngSize(bytes, name), name, maxPixels);
     return decodePng(bytes, name);
   }
-  if (format === 'gif') return decodeGif(bytes, name, maxPixels);
-  if (format === 'bmp') return decodeBmp(bytes, name, maxPixels);
+  if (format === 'gif') return (await import('./gif-decode.js')).decodeGif(bytes, name, maxPixels);
+  if (format === 'bmp') return (await import('./bmp-decode.js')).decodeBmp(bytes, name, maxPixels);
   if (format === 'webp') {
     checkImageSize(webpSize(bytes, name), name, maxPixels);
     return decodeWebp(bytes, name, modules);

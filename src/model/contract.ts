@@ -137,7 +137,27 @@ export interface ModelDescription {
   weights: 'f32' | BitWidth;
   /** The post-training quantization recipe; null for an unquantized file. */
   quantization: QuantizationRecipe | null;
-  source: { file: string; format: 'pth' | 'safetensors' };
+  source: ModelSource;
+}
+
+/** The variant flags a checkpoint's shapes cannot reveal (docs/MODEL.md §1, "What a checkpoint tells"). */
+export interface ModelVariant {
+  /** Where the class token sits in the sequence, or none (mean pooling). */
+  classToken: 'middle' | 'head' | 'none';
+  /** `if_devide_out`: the two scan directions' outputs averaged ('halved') or added ('summed'). */
+  directions: 'halved' | 'summed';
+}
+
+/** The checkpoint a model was converted from. The optional fields are absent in files of older versions. */
+export interface ModelSource {
+  file: string;
+  format: 'pth' | 'safetensors';
+  /** Where in the checkpoint the weights were, e.g. "checkpoint['model_ema']". */
+  weights?: string;
+  /** The DDP / torch.compile prefix taken off every key ('module.', '_orig_mod.'), when there was one. */
+  strippedPrefix?: string;
+  /** The variant, and what said so: a convert option, the checkpoint's training args, or an assumption. */
+  variant?: ModelVariant & { basis: string };
 }
 
 /** A .vimq file's metadata: the description and the tensor table. */
@@ -150,6 +170,23 @@ export interface PackedModel {
   metadata: ModelMetadata;
   /** The tensors at their table's offsets: the bytes the runtime copies into its weight arena. */
   data: Uint8Array;
+}
+
+/**
+ * What the kernels can run: the scan keeps N = 16 states in four 4-lane vectors, and the SIMD kernels walk
+ * D and E in 4-lane vectors. Every converter and the loader run this one check, so a file is never written
+ * that the runtime then refuses.
+ */
+export function checkKernelLimits(c: VimConfig): void {
+  const sizes = { 'embed dim D': c.embedDim, depth: c.depth, 'inner dim E': c.innerDim, 'state size N': c.dState, 'dt rank R': c.dtRank,
+    'conv width K': c.dConv, classes: c.numClasses, 'patch size P': c.patchSize };
+  for (const [what, n] of Object.entries(sizes)) {
+    if (!(n >= 1)) fail('BAD_MODEL', `${what} is ${n}: the model has zero-size tensors, which no kernel can run`);
+  }
+  if (c.dState !== 16) fail('BAD_MODEL', `d_state ${c.dState} is not supported (the scan kernel needs 16)`);
+  if (c.embedDim % 4 || c.innerDim % 4) {
+    fail('BAD_MODEL', `embed dim ${c.embedDim} and inner dim ${c.innerDim} must be multiples of 4`);
+  }
 }
 
 // --- which tensors a config needs, under which names --------------------------------------------------------

@@ -9,7 +9,10 @@ import type { VimConfig } from './config.js';
 import { mixerPrefix } from './contract.js';
 
 export interface InferConfigOptions {
-  /** Patch stride; by default the patch size, or half of it where only that gives a 224-pixel input. */
+  /**
+   * Patch stride; by default the patch size, or half of it where only that gives a 224-pixel input. Another
+   * stride needs `imageSize` as well, to confirm the input size it implies.
+   */
   stride?: number;
   /** Input side; sets the stride when `stride` is not given. */
   imageSize?: number;
@@ -77,7 +80,9 @@ export function inferConfig(sd: StateDict, options: InferConfigOptions = {}): Vi
   const depth = layerCount(sd);
   const gridSize = Math.round(Math.sqrt(L - 1));
   if (L < 2 || gridSize * gridSize !== L - 1) {
-    fail('BAD_MODEL', `pos_embed has ${L} tokens; L - 1 patches must form a square grid (cls token + G×G)`);
+    const noClassToken = Number.isInteger(Math.sqrt(L)) && !sd.has('cls_token')
+      ? ' (a square number and no cls_token: a model without a class token, which the runtime does not run)' : '';
+    fail('BAD_MODEL', `pos_embed has ${L} tokens${noClassToken}; L - 1 patches must form a square grid (cls token + G×G)`);
   }
   const { stride, imageSize } = chooseStride(P, gridSize, options);
   const config: VimConfig = {
@@ -99,6 +104,11 @@ function layerCount(sd: StateDict): number {
   return highest + 1;
 }
 
+/**
+ * The stride and input side. Without options: S = P, or P/2 where only that gives a 224-pixel input. A stride
+ * alone must be that one: any other stride is consistent with pos_embed too, but at another input size, which
+ * the caller must then state (a wrong stride would otherwise silently build a model for another image size).
+ */
 function chooseStride(patch: number, grid: number, options: InferConfigOptions): { stride: number; imageSize: number } {
   const imageAt = (stride: number) => (grid - 1) * stride + patch;
   const { stride, imageSize } = options;
@@ -107,10 +117,18 @@ function chooseStride(patch: number, grid: number, options: InferConfigOptions):
       fail('BAD_ARGUMENT', `${label} must be a positive integer, got ${value}`);
     }
   }
+  const half = patch / 2;
+  const longSequence = imageAt(patch) !== STANDARD_IMAGE_SIZE && Number.isInteger(half) && imageAt(half) === STANDARD_IMAGE_SIZE;
+  const natural = longSequence ? half : patch;
   if (stride !== undefined) {
     if (imageSize !== undefined && imageAt(stride) !== imageSize) {
       fail('BAD_ARGUMENT', `stride ${stride} and image size ${imageSize} disagree: a ${grid}×${grid} grid of `
         + `${patch}-pixel patches at stride ${stride} covers ${imageAt(stride)} pixels`);
+    }
+    if (imageSize === undefined && stride !== natural) {
+      fail('BAD_ARGUMENT', `stride ${stride} does not fit pos_embed's ${grid}×${grid} grid of ${patch}-pixel patches: `
+        + `they cover ${imageAt(natural)} pixels at the default stride ${natural}, ${imageAt(stride)} at stride ${stride}; `
+        + `give the image size too (convert --crop ${imageAt(stride)}) if a ${imageAt(stride)}-pixel input is meant`);
     }
     return { stride, imageSize: imageAt(stride) };
   }
@@ -121,10 +139,7 @@ function chooseStride(patch: number, grid: number, options: InferConfigOptions):
     }
     return { stride: derived, imageSize };
   }
-  const half = patch / 2;
-  const longSequence = imageAt(patch) !== STANDARD_IMAGE_SIZE && Number.isInteger(half) && imageAt(half) === STANDARD_IMAGE_SIZE;
-  const chosen = longSequence ? half : patch;
-  return { stride: chosen, imageSize: imageAt(chosen) };
+  return { stride: natural, imageSize: imageAt(natural) };
 }
 
 /** Missing, unexpected and mis-shaped tensors in one error; then NaN/Inf values, also in one error. */

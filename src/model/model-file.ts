@@ -25,9 +25,9 @@ export async function readModel(bytes: Uint8Array, file: string, options: Conver
   return packed;
 }
 
-/** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on. */
-export async function readFloatModel(bytes: Uint8Array, file: string): Promise<FloatModel> {
-  return isVimq(bytes) ? unpackFloat(await readModel(bytes, file), file) : checkpointModel(bytes, file);
+/** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on; options apply to checkpoints. */
+export async function readFloatModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<FloatModel> {
+  return isVimq(bytes) ? unpackFloat(await readModel(bytes, file), file) : checkpointModel(bytes, file, options);
 }
 
 /** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
@@ -67,7 +67,10 @@ export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Arra
   return { metadata: packed.metadata, model: await instantiate(packed, wasm, threads) };
 }
 
-/** The fp32 model in memory on the fp32 kernels, without writing a file (calibration, equivalence tests). */
-export async function instantiateFloat(m: FloatModel, wasm: Uint8Array | WebAssembly.Module): Promise<VimModel> {
-  return instantiate(packFloat(m), wasm);
+/**
+ * The fp32 model in memory on the fp32 kernels, without writing a file (calibration, equivalence tests); on
+ * `threads`, each image is split over them, with the same results.
+ */
+export async function instantiateFloat(m: FloatModel, wasm: Uint8Array | WebAssembly.Module, threads?: Threads): Promise<VimModel> {
+  return instantiate(packFloat(m), wasm, threads);
 }

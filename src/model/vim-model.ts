@@ -10,7 +10,7 @@
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
-import { alignUp, BLOB_ALIGN, checkTensorsMatch, isHadamardSize, planOf, quantizableLinears, Q4_GROUP,
+import { alignUp, BLOB_ALIGN, checkKernelLimits, checkTensorsMatch, isHadamardSize, planOf, quantizableLinears, Q4_GROUP,
   type QuantizableLinear, type TensorEntry, type TensorPlan, type WeightLayout } from './contract.js';
 import { planRunState, type BranchBuffers, type LinearScratch, type OwnedInput, type Rows, type RunState }
   from './run-state.js';
@@ -142,7 +142,7 @@ export class VimModel {
   private readonly lanes: { calls: KernelCall[]; k: Kernels }[];
 
   constructor(config: VimConfig, kernels: Kernels, tensors: TensorEntry[], data: Uint8Array, options: ModelOptions = {}) {
-    checkSupported(config);
+    checkKernelLimits(config);
     this.config = config;
     this.k = kernels;
     const base = kernels.heap_base();
@@ -373,12 +373,4 @@ function resolveWeights(cfg: VimConfig, plan: TensorPlan, offsets: Map<string, n
     clsToken: tensor('cls_token'), posEmbed: tensor('pos_embed'), layers,
     normF: tensor('norm_f.weight'), head: { weight: tensor('head.weight'), bias: tensor('head.bias') },
   };
-}
-
-/** The kernels' shape requirements, checked once with a clear message. */
-function checkSupported(c: VimConfig): void {
-  if (c.dState !== 16) fail('BAD_MODEL', `d_state ${c.dState} is not supported (the scan kernel needs 16)`);
-  if (c.embedDim % 4 || c.innerDim % 4) {
-    fail('BAD_MODEL', `embed dim ${c.embedDim} and inner dim ${c.innerDim} must be multiples of 4`);
-  }
 }

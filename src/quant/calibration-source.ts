@@ -33,17 +33,26 @@ async function openSet(spec: string): Promise<{ count: number; image(i: number):
   return { count: files.length, image: (i) => decodeImageFile(files[i]) };
 }
 
-export async function calibrationImages(spec: string, size: number, seed: number,
+/** The default calibration size: the whole set up to this many images. */
+export const MAX_DEFAULT_CALIBRATION = 256;
+/** Fewer images than this give noisy activation ranges (warned about, not refused: a small set may be all there is). */
+export const USEFUL_CALIBRATION = 32;
+
+/** A seeded sample of `size` images of the set; without a size, the whole set up to MAX_DEFAULT_CALIBRATION. */
+export async function calibrationImages(spec: string, size: number | undefined, seed: number,
                                         pipeline: PreprocessSpec): Promise<CalibrationImages> {
-  if (!Number.isInteger(size) || size < 1) fail('BAD_ARGUMENT', `--calib-size must be a positive integer, got ${size}`);
+  if (size !== undefined && (!Number.isInteger(size) || size < 1)) {
+    fail('BAD_ARGUMENT', `--calib-size must be a positive integer, got ${size}`);
+  }
   const set = await openSet(spec);
-  if (set.count < size) {
+  if (size !== undefined && set.count < size) {
     fail('BAD_DATASET', `--calib ${spec} has ${set.count} images, fewer than --calib-size ${size}`);
   }
-  const chosen = sampleIndices(set.count, size, seededRandom(seed));
+  const count = size ?? Math.min(set.count, MAX_DEFAULT_CALIBRATION);
+  const chosen = sampleIndices(set.count, count, seededRandom(seed));
   return {
     name: spec,
-    count: size,
+    count,
     input: async (i) => preprocess(await set.image(chosen[i]), pipeline),
   };
 }

@@ -8,7 +8,7 @@
  */
 import { bitPlan, Q4_GROUP, quantizableLinears, type BitPlan, type BitWidth, type QuantizableLinear,
   type QuantizationRecipe } from '../model/contract.js';
-import { instantiateFloat } from '../model/model-file.js';
+import { instantiateFloat, type Threads } from '../model/model-file.js';
 import { cloneModel, tensor, type FloatModel } from '../convert/float-model.js';
 import { writeQuantized, type InputQuantizer, type QuantizedLinear } from '../convert/quantized.js';
 import { calibrate, type Calibration } from './calibrate.js';
@@ -30,6 +30,8 @@ export interface QuantizeOptions {
   symmetricActivations?: boolean;
   /** Weight clipping: max |w| (default for 8 and 6 bits) or the Lp search (default for 4 bits). */
   weightRange?: WeightRange;
+  /** Threads the calibration passes split each image over (a host's, e.g. createNodeThreads); same result. */
+  threads?: Threads;
 }
 
 export interface QuantizeResult {
@@ -56,13 +58,13 @@ export interface Transformed {
 
 /** Steps 1-2: the method's transforms on a copy of the source, with the statistics pass they need. */
 export async function transformModel(source: FloatModel, images: CalibrationImages, wasm: Uint8Array | WebAssembly.Module,
-                                     options: { method: string; seed: number; activationBits: number }): Promise<Transformed> {
+                                     options: { method: string; seed: number; activationBits: number; threads?: Threads }): Promise<Transformed> {
   const method = methodByName(options.method);
   const m = cloneModel(source);
   const transforms = method.prepare?.(m) ?? [];
   let stats: Calibration | undefined;
   if (method.needs) {
-    stats = await calibrate(await instantiateFloat(m, wasm), images, (site) => method.needs!(site, m.metadata.config),
+    stats = await calibrate(await instantiateFloat(m, wasm, options.threads), images, (site) => method.needs!(site, m.metadata.config),
       { seed: options.seed, label: 'statistics' });
   }
   transforms.push(...method.transform(m, stats, { random: seededRandom(options.seed), activationBits: options.activationBits }));
@@ -78,7 +80,7 @@ export async function quantizeModel(source: FloatModel, images: CalibrationImage
   const range = granularity === 'dynamic' ? 'minmax' : options.range ?? method.range;
   const weightRange = options.weightRange ?? (b.weightBits <= 4 ? 'mse' : 'minmax');
   const { model: m, transforms } = await transformModel(source, images, wasm,
-    { method: options.method, seed: options.seed, activationBits: b.activationBits });
+    { method: options.method, seed: options.seed, activationBits: b.activationBits, threads: options.threads });
   const linears = quantizableLinears(source.metadata.config);
 
   // Step 3: the ranges of every Linear's input, on the transformed model.
@@ -89,7 +91,7 @@ export async function quantizeModel(source: FloatModel, images: CalibrationImage
   };
   if (granularity !== 'dynamic') {
     const names = new Set(linears.map((l) => l.name));
-    const ranges = await calibrate(await instantiateFloat(m, wasm), images,
+    const ranges = await calibrate(await instantiateFloat(m, wasm, options.threads), images,
       (site) => (names.has(site) ? { histogram: range !== 'minmax' } : undefined), { seed: options.seed, label: 'ranges' });
     for (const l of linears) {
       const q = siteQuantizers(ranges.get(l.name) ?? fail('BAD_ARGUMENT', `no ranges for ${l.name}`), rangeOptions);

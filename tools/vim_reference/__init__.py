@@ -23,6 +23,6 @@ Glossary (the spec's names; the same letters are used in code and shapes):
   Bsz    batch size (training code), so that B / Bm can name the SSM input matrix
 """
 from .config import (RMS_EPS, SOFTPLUS_THRESHOLD, VARIANTS, Tensors, VimConfig, check_state_dict,
-                     config_from_state_dict, direction_keys, expected_shapes, load_state_dict)
+                     config_from_state_dict, direction_keys, expected_shapes, load_state_dict, state_dict_shapes)
 from .model import SELF_CHECK_TOL, forward, mixer, self_check
 from .scan import selective_scan

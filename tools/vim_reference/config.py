@@ -83,16 +83,23 @@ def direction_keys(backward: bool) -> Dict[str, str]:
 
 def expected_shapes(cfg: VimConfig) -> Dict[str, Tuple[int, ...]]:
     """Official state-dict keys -> shapes, in the order the module's state_dict() lists them (MODEL.md §3)."""
-    D, E, N, R, K = cfg.embed_dim, cfg.inner, cfg.d_state, cfg.dt_rank, cfg.d_conv
+    return state_dict_shapes(D=cfg.embed_dim, E=cfg.inner, N=cfg.d_state, R=cfg.dt_rank, K=cfg.d_conv,
+                             C=cfg.in_chans, P=cfg.patch, L=cfg.tokens, classes=cfg.num_classes, depth=cfg.depth)
+
+
+def state_dict_shapes(D: int, E: int, N: int, R: int, K: int, C: int, P: int, L: int, classes: int,
+                      depth: int) -> Dict[str, Tuple[int, ...]]:
+    """The key layout for any dimensions, including ones no VimConfig derives (E != 2D, zero sizes): what
+    the fixture generators use to build checkpoints a converter must refuse."""
     shapes: Dict[str, Tuple[int, ...]] = {
         'cls_token': (1, 1, D),
-        'pos_embed': (1, cfg.tokens, D),
-        'patch_embed.proj.weight': (D, cfg.in_chans, cfg.patch, cfg.patch),
+        'pos_embed': (1, L, D),
+        'patch_embed.proj.weight': (D, C, P, P),
         'patch_embed.proj.bias': (D,),
-        'head.weight': (cfg.num_classes, D),
-        'head.bias': (cfg.num_classes,),
+        'head.weight': (classes, D),
+        'head.bias': (classes,),
     }
-    for i in range(cfg.depth):
+    for i in range(depth):
         m = f'layers.{i}.mixer.'
         shapes.update({
             m + 'A_log': (E, N), m + 'D': (E,), m + 'A_b_log': (E, N), m + 'D_b': (E,),
