@@ -1,5 +1,6 @@
 // Builds the non-Node entries with esbuild (run by `npm run build`, after build:wasm):
-//   dist/browser/  vimedge.js (browsers, web workers; ESM, minified) + the three .wasm files it fetches
+//   dist/browser/  vimedge.js (browsers, web workers; ESM, minified) + the three .wasm files it fetches, and
+//                  for threads > 1 vimedge-thread.js (each Web Worker's program) + vimedge.mt.wasm
 //   dist/worker/   vimedge.js (workerd / Workers) importing the .wasm files next to it as modules
 //   dist/deno/     vimedge.js: the browser bundle with its .wasm imported as modules (`import source`), so
 //                  `deno run` needs no read permission for them
@@ -18,6 +19,7 @@ const WASM = {
   'squoosh_png_bg.wasm': require.resolve('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
 };
 if (!existsSync(WASM['vimedge.wasm'])) throw new Error('build/vimedge.wasm is missing: run `npm run build:wasm` first');
+const THREADS_WASM = path.join(root, 'build/vimedge.mt.wasm');
 
 const common = {
   bundle: true,
@@ -36,7 +38,9 @@ function copyWasm(dir) {
 // Browsers and web workers. `platform: 'browser'` + no Node polyfills: a `node:` import fails the build.
 mkdirSync(path.join(root, 'dist/browser'), { recursive: true });
 await build({ ...common, entryPoints: ['src/hosts/browser.ts'], outfile: 'dist/browser/vimedge.js', platform: 'browser' });
+await build({ ...common, entryPoints: ['src/hosts/thread-worker.ts'], outfile: 'dist/browser/vimedge-thread.js', platform: 'browser' });
 copyWasm(path.join(root, 'dist/browser'));
+copyFileSync(THREADS_WASM, path.join(root, 'dist/browser/vimedge.mt.wasm'));
 
 // workerd: the .wasm imports stay imports (workerd and Worker bundlers turn them into WebAssembly.Modules).
 mkdirSync(path.join(root, 'dist/worker'), { recursive: true });
@@ -51,13 +55,15 @@ copyWasm(path.join(root, 'dist/worker'));
 mkdirSync(path.join(root, 'dist/deno'), { recursive: true });
 writeFileSync(path.join(root, 'dist/deno/vimedge.js'), `// Deno entry: dist/browser/vimedge.js with its WebAssembly imported as modules (scripts/build-web.mjs).
 import source kernels from '../browser/vimedge.wasm';
+import source threadsKernels from '../browser/vimedge.mt.wasm';
 import source jpeg from '../browser/mozjpeg_dec.wasm';
 import source png from '../browser/squoosh_png_bg.wasm';
 import { loadClassifier as load } from '../browser/vimedge.js';
 export * from '../browser/vimedge.js';
 
 export function loadClassifier(source, options = {}) {
-  return load(source, { ...options, wasm: options?.wasm ?? kernels, decoders: { jpeg, png, ...options?.decoders } });
+  const wasm = options?.wasm ?? ((options?.threads ?? 1) > 1 ? threadsKernels : kernels);
+  return load(source, { ...options, wasm, decoders: { jpeg, png, ...options?.decoders } });
 }
 `);
 writeFileSync(path.join(root, 'dist/deno/vimedge.d.ts'), "export * from '../src/hosts/browser.js';\n");

@@ -19,6 +19,7 @@ import { createNodeThreads } from '../src/hosts/node-threads.js';
 import { shareRange } from '../src/model/parallel.js';
 import { loadClassifier } from '../src/index.js';
 import { webHost } from '../src/hosts/web.js';
+import { createWebThreads } from '../src/hosts/web-threads.js';
 
 function identical(got: Float32Array, want: Float32Array, what: string): void {
   assert.is(got.length, want.length, what);
@@ -117,7 +118,28 @@ test('public API: { threads: 2 } gives the same scores; bad counts and threads w
   const wasm = await readKernelWasm();
   await rejects(() => loadClassifier(file, { threads: 2, wasm }), 'BAD_ARGUMENT', /leave out wasm/);
   const web = webHost({ wasm: () => wasm, jpeg: () => wasm, png: () => wasm });
-  await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /available on Node only/);
+  await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /threads > 1 needs Web Workers; this host runs one thread/);
+});
+
+test('web threads: a page that is not cross-origin isolated, or a host without Web Workers, is told so', async () => {
+  const module = await WebAssembly.compile(await readKernelWasm({ threads: true }) as Uint8Array<ArrayBuffer>);
+  const g = globalThis as { Worker?: unknown; crossOriginIsolated?: boolean };
+  await rejects(() => createWebThreads(2, module, 'thread.js'), 'BAD_ARGUMENT', /needs SharedArrayBuffer and Web Workers: this host has no Web Workers/);
+  g.Worker = class {};
+  g.crossOriginIsolated = false;
+  try {
+    await rejects(() => createWebThreads(2, module, 'thread.js'), 'BAD_ARGUMENT', /the page is not cross-origin isolated \(serve it with Cross-Origin-Opener-Policy: same-origin/);
+  } finally {
+    delete g.Worker;
+    delete g.crossOriginIsolated;
+  }
+  g.Worker = class {};
+  try {
+    const plain = await WebAssembly.compile(await readKernelWasm() as Uint8Array<ArrayBuffer>);
+    await rejects(() => createWebThreads(2, plain, 'thread.js'), 'BAD_ARGUMENT', /needs the kernels' threads build \(vimedge\.mt\.wasm\)/);
+  } finally {
+    delete g.Worker;
+  }
 });
 
 test.run();
