@@ -6,13 +6,15 @@
 import { silu_f32x4 } from './math_f32x4';
 
 /**
- * x: [L, E] at row stride ldx floats (the x half of in_proj's output); out: [L, E] contiguous.
+ * x: [L, E] at row stride ldx floats (the x half of in_proj's output); w: [K, E] and out: [L, E] at row
+ * stride ld floats. Channels [0, e) of those rows, e a multiple of 4: a caller hands each thread its own
+ * range of channels by offsetting x, w, bias and out (ld >= e).
  * The taps that fall inside [0, L) are worked out once per token, so the channel loop has no branch.
  */
-export function conv1d_silu_f32(x: usize, ldx: i32, w: usize, bias: usize, out: usize,
+export function conv1d_silu_f32(x: usize, ldx: i32, w: usize, bias: usize, out: usize, ld: i32,
                                 l: i32, e: i32, kw: i32, reverse: bool): void {
   const xRow = <usize>ldx << 2;
-  const eBytes = <usize>e << 2;
+  const eBytes = <usize>ld << 2;
   for (let t = 0; t < l; t++) {
     // Tap k reads token src(k) = t - (K-1) + k (forward) or t + (K-1) - k (backward).
     const k0 = reverse ? max(0, t + kw - l) : max(0, kw - 1 - t);   // first tap with src inside [0, L)

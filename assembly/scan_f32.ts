@@ -12,13 +12,14 @@ const LOG2E: f32 = 1.44269504088896341;
 export const SCAN_D_STATE: i32 = 16;
 
 /**
- * u, delta, y: [L, E] contiguous. bc: rows of x_proj output at stride ldbc floats; B at column 0 of `bc`,
- * C at column 16 (the caller passes a pointer to column R). a: [E, 16]. dskip: [E].
- * reverse = true scans t = L-1 .. 0 (the backward branch, in original token order).
+ * u, delta, y: [L, E] at row stride ld floats; channels [0, e) of them (a caller hands each thread its own
+ * range of channels by offsetting u, delta, a, dskip and y). bc: rows of x_proj output at stride ldbc
+ * floats; B at column 0 of `bc`, C at column 16 (the caller passes a pointer to column R). a: [E, 16].
+ * dskip: [E]. reverse = true scans t = L-1 .. 0 (the backward branch, in original token order).
  */
 export function selective_scan_f32(u: usize, delta: usize, a: usize, bc: usize, ldbc: i32, dskip: usize,
-                                   y: usize, l: i32, e: i32, reverse: bool): void {
-  const eBytes = <usize>e << 2;
+                                   y: usize, ld: i32, l: i32, e: i32, reverse: bool): void {
+  const eBytes = <usize>ld << 2;
   const bcRow = <usize>ldbc << 2;
   for (let c = 0; c < e; c++) {
     const ap = a + (<usize>c << 6);

@@ -1,6 +1,7 @@
 // Builds the non-Node entries with esbuild (run by `npm run build`, after build:wasm):
 //   dist/browser/  vimedge.js (browsers, web workers, Deno; ESM, minified) with the kernels inline, and the
-//                  chunk of the inline decoders it imports on first decode (src/hosts/inline-decoders.ts)
+//                  chunk of the inline decoders it imports on first decode (src/hosts/inline-decoders.ts), and
+//                  vimedge-thread.js, the program of each Web Worker when threads > 1 (src/hosts/thread-worker.ts)
 //   dist/worker/   vimedge.js (workerd / Workers) importing the three .wasm files next to it as modules
 //                  (these runtimes compile no WebAssembly from bytes)
 // and prints the gzip sizes (to stderr: `npm pack --json` prints JSON on stdout). Fails when the browser
@@ -36,6 +37,7 @@ await build({
   ...common, entryPoints: { vimedge: 'src/hosts/browser.ts' }, outdir: 'dist/browser', platform: 'browser',
   splitting: true, chunkNames: 'decoders-[hash]',
 });
+await build({ ...common, entryPoints: ['src/hosts/thread-worker.ts'], outfile: 'dist/browser/vimedge-thread.js', platform: 'browser' });
 
 // workerd: the .wasm imports stay imports (workerd and Worker bundlers turn them into WebAssembly.Modules).
 mkdirSync(path.join(root, 'dist/worker'), { recursive: true });

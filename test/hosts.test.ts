@@ -60,12 +60,17 @@ test('Deno: examples/deno/classify.ts with --allow-read of the model folder and 
   const deno = denoBinary();
   const env = { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1', DENO_DIR: path.join(tmp, 'deno-cache') };
   const cwd = path.join(ROOT, 'examples/deno');
-  const args = (allow: string[]) => ['run', '--no-prompt', `--allow-read=${allow.join(',')}`, 'classify.ts', model.file, ...FIVE_IMAGES];
+  const args = (allow: string[], ...options: string[]) =>
+    ['run', '--no-prompt', `--allow-read=${allow.join(',')}`, 'classify.ts', ...options, model.file, ...FIVE_IMAGES];
   const r = spawnSync(deno, args([model.dir, ...FIVE_IMAGES]), { cwd, env, encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   const lines = parseLines(r.stdout);
   assert.equal(lines.map((l) => l.image), FIVE_IMAGES);
   results.deno = lines.map((l) => l.top5);
+  // Two threads (Web Workers on shared memory), the same permissions: identical answers.
+  const two = spawnSync(deno, args([model.dir, ...FIVE_IMAGES], '--threads=2'), { cwd, env, encoding: 'utf8' });
+  assert.is(two.status, 0, two.stderr);
+  assert.equal(parseLines(two.stdout).map((l) => l.top5), results.deno);
   // Without read access to the model, it is refused (nothing else is readable either).
   const denied = spawnSync(deno, args(FIVE_IMAGES), { cwd, env, encoding: 'utf8' });
   assert.is.not(denied.status, 0);
@@ -156,14 +161,14 @@ test('workerd: stateless, the same answers after errors and under concurrent req
 
 let server: { close(): void; address(): unknown } | undefined;
 
-async function pageUrl(): Promise<string> {
+async function pageUrl(query = ''): Promise<string> {
   if (!server) {
     const { serve } = await import(path.join(ROOT, 'examples/browser/serve.mjs'));
     server = await serve({ files: { '/model.vimq': model.file } });
     cleanup.push(() => server!.close());
   }
   const { port } = server!.address() as { port: number };
-  return `http://127.0.0.1:${port}/examples/browser/?model=/model.vimq`;
+  return `http://127.0.0.1:${port}/examples/browser/?model=/model.vimq${query}`;
 }
 
 async function launch(options: Record<string, unknown>) {
@@ -224,6 +229,19 @@ test('Chromium (desktop): examples/browser, picked files classified in a Web Wor
     await page.screenshot({ path: path.join(ROOT, 'docs/browser-example.png') });
   }
   assert.equal(errors, []);
+});
+
+test('Chromium (desktop): ?threads=2, the page\'s worker runs two threads (Web Workers), identical answers', async () => {
+  const page = await desktop!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
+  await page.goto(await pageUrl('&threads=2'));
+  await page.waitForSelector('body[data-ready=true]', { timeout: 20_000 });
+  assert.match(await page.locator('#status').textContent() ?? '', /2 threads/);
+  assert.equal(await classifyOnPage(page, (file) => page.setInputFiles('#file', file)), results.chromium);
+  assert.equal(errors, []);
+  await page.close();
 });
 
 test('Chromium: the API in the page itself, ImageData / ImageBitmap / WebP through the canvas', async () => {

@@ -127,7 +127,8 @@ test('conv1d_silu_f32: causal forward and anti-causal mirrored backward', async 
   for (let c = 0; c < e; c++) for (let k = 0; k < kw; k++) wKE[k * e + c] = wEK[c * kw + k];
   for (const reverse of [0, 1]) {
     const out = b.alloc(l * e);
-    b.k.conv1d_silu_f32(b.put(x), ldx, b.put(wKE), b.put(bias), out, l, e, kw, reverse);
+    const [xAt, wAt, biasAt] = [b.put(x), b.put(wKE), b.put(bias)];
+    b.k.conv1d_silu_f32(xAt, ldx, wAt, biasAt, out, e, l, e, kw, reverse);
     const want: number[] = [];
     for (let t = 0; t < l; t++) for (let c = 0; c < e; c++) {
       let s = bias[c];
@@ -138,8 +139,17 @@ test('conv1d_silu_f32: causal forward and anti-causal mirrored backward', async 
       want.push(silu(s));
     }
     assert.ok(relErr(b.get(out, l * e), want) <= TOL, `reverse=${reverse}`);
+    // A thread's share: channels [8, 20) alone, by offsets, are the same floats as in the whole call.
+    const part = b.alloc(l * e), c0 = 8;
+    b.k.conv1d_silu_f32(xAt + c0 * 4, ldx, wAt + c0 * 4, biasAt + c0 * 4, part + c0 * 4, e, l, 12, kw, reverse);
+    assert.equal(columns(b.get(part, l * e), e, c0, 12), columns(b.get(out, l * e), e, c0, 12), `reverse=${reverse}, channels 8..19`);
   }
 });
+
+/** Columns [c0, c0 + n) of a row-major [rows, ld] array, row after row. */
+function columns(a: ArrayLike<number>, ld: number, c0: number, n: number): number[] {
+  return Array.from({ length: (a.length / ld) * n }, (_, i) => a[Math.floor(i / n) * ld + c0 + (i % n)]);
+}
 
 test('selective_scan_f32 (both directions) and softplus match the float64 recurrence', async () => {
   const b = await kernelBench();
@@ -157,7 +167,11 @@ test('selective_scan_f32 (both directions) and softplus match the float64 recurr
   assert.ok(relErr(dGot, Array.from(dtRaw, softplus)) <= 1e-6, 'softplus');
   for (const reverse of [0, 1]) {
     const y = b.alloc(l * e);
-    b.k.selective_scan_f32(b.put(u), delta, b.put(a), b.put(xd) + R * 4, ld, b.put(dskip), y, l, e, reverse);
+    const [uAt, aAt, bcAt, dAt] = [b.put(u), b.put(a), b.put(xd) + R * 4, b.put(dskip)];
+    b.k.selective_scan_f32(uAt, delta, aAt, bcAt, ld, dAt, y, e, l, e, reverse);
+    const part = b.alloc(l * e), c0 = 5;   // a thread's share: channels [5, 9) alone, by offsets
+    b.k.selective_scan_f32(uAt + c0 * 4, delta + c0 * 4, aAt + c0 * n * 4, bcAt, ld, dAt + c0 * 4, part + c0 * 4, e, l, 4, reverse);
+    assert.equal(columns(b.get(part, l * e), e, c0, 4), columns(b.get(y, l * e), e, c0, 4), `reverse=${reverse}, channels 5..8`);
     const want = new Float64Array(l * e);
     for (let c = 0; c < e; c++) {
       const h = new Float64Array(n);

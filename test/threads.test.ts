@@ -1,8 +1,9 @@
 // Splitting one image over threads (src/model/parallel.ts, src/hosts/node-threads.ts): the logits must be
 // bit-identical to the single-threaded run, for fp32, W8A8 with the online Hadamard (mambaquant), W8A8
-// with per-token and dynamic activation ranges, and W4A8, at 2 and 3 threads, on the real-shape Vim-Tiny
-// (197 rows: the row split is uneven and not a multiple of 4) and on the small fixture. Identity, not a
-// tolerance: every row runs the same kernel code whatever thread computes it. An Observer sees the same
+// with per-token and dynamic activation ranges, and W4A8, at 2, 3, 5 and 8 threads (more threads than this
+// machine has cores is fine: they take turns), on the real-shape Vim-Tiny (197 rows and 384 channels a
+// direction: uneven shares) and on the small fixture. Identity, not a tolerance: every row and every channel
+// runs the same kernel code whatever thread computes it. An Observer sees the same
 // activations at every thread count, and observing leaves the logits bit-identical.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,9 +17,10 @@ import { loadModel } from '../src/model/model-file.js';
 import { convertCheckpoint } from '../src/convert/checkpoint.js';
 import { quantizeModel, type QuantizeOptions } from '../src/quant/quantize-model.js';
 import { createNodeThreads } from '../src/hosts/node-threads.js';
-import { rowRange } from '../src/model/parallel.js';
+import { shareRange } from '../src/model/parallel.js';
 import { loadClassifier } from '../src/index.js';
 import { webHost } from '../src/hosts/web.js';
+import { createWebThreads } from '../src/hosts/web-threads.js';
 
 function identical(got: Float32Array, want: Float32Array, what: string): void {
   assert.is(got.length, want.length, what);
@@ -27,13 +29,15 @@ function identical(got: Float32Array, want: Float32Array, what: string): void {
   }
 }
 
-async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Promise<void> {
+const THREAD_COUNTS = [2, 3, 5, 8];
+
+async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[], counts = THREAD_COUNTS): Promise<void> {
   const wasm = await readKernelWasm();
   const single = (await loadModel(file, 'm.vimq', wasm)).model;
   const want = xs.map((x) => single.forward(x));
   const seen = dumpObserver();
   single.forward(xs[0], seen.observer);
-  for (const count of [2, 3]) {
+  for (const count of counts) {
     const threads = await createNodeThreads(count);
     try {
       const model = (await loadModel(file, 'm.vimq', wasm, {}, threads)).model;
@@ -54,22 +58,27 @@ async function sameAtEveryThreadCount(file: Uint8Array, xs: Float32Array[]): Pro
   }
 }
 
-test('rowRange covers every row once, on multiples of 4', () => {
-  for (const rows of [1, 3, 17, 50, 197]) {
-    for (const parts of [1, 2, 3, 4, 7]) {
-      let next = 0;
-      for (let i = 0; i < parts; i++) {
-        const [a, b] = rowRange(rows, parts, i);
-        assert.is(a, next);
-        assert.ok(b >= a && (b === rows || b % 4 === 0), `${rows}/${parts} part ${i}: [${a}, ${b})`);
-        next = b;
+test('shareRange covers every unit once, on multiples of the grain, shares within one grain of each other', () => {
+  for (const units of [1, 3, 17, 50, 197, 394, 768]) {
+    for (const parts of [1, 2, 3, 4, 5, 7, 8]) {
+      for (const grain of [1, 4]) {
+        let next = 0;
+        const sizes: number[] = [];
+        for (let i = 0; i < parts; i++) {
+          const [a, b] = shareRange(units, parts, i, grain);
+          assert.is(a, next);
+          assert.ok(b >= a && (b === units || b % grain === 0), `${units}/${parts}/${grain} part ${i}: [${a}, ${b})`);
+          sizes.push(b - a);
+          next = b;
+        }
+        assert.is(next, units);
+        if (units % grain === 0) assert.ok(Math.max(...sizes) - Math.min(...sizes) <= grain, `${units}/${parts}/${grain}: ${sizes}`);
       }
-      assert.is(next, rows);
     }
   }
 });
 
-test('fp32 small fixture: identical logits at 1, 2 and 3 threads', async () => {
+test('fp32 small fixture: identical logits at 1, 2, 3, 5 and 8 threads', async () => {
   await sameAtEveryThreadCount(await fixtureVimq(), inputs(3, 11));
 });
 
@@ -80,14 +89,14 @@ const QUANTIZED: [string, Partial<QuantizeOptions>][] = [
   ['W4A8 mambaquant', { method: 'mambaquant', bits: 'w4a8' }],
 ];
 for (const [name, options] of QUANTIZED) {
-  test(`${name} small fixture: identical logits at 1, 2 and 3 threads`, async () => {
+  test(`${name} small fixture: identical logits at 1, 2, 3, 5 and 8 threads`, async () => {
     const { file } = await quantizeModel(await fixtureModel(), calibrationSet(16), await readKernelWasm(), { seed: 0, ...options } as QuantizeOptions);
     await sameAtEveryThreadCount(file, inputs(3, 12));
   });
 }
 
 const TINY = 'test/fixtures/generated/tiny/model.pth';
-test('real-shape Vim-Tiny 224 (197 tokens), fp32: identical logits at 1, 2 and 3 threads', async () => {
+test('real-shape Vim-Tiny 224 (197 tokens), fp32: identical logits at 1, 2, 3, 5 and 8 threads', async () => {
   if (!existsSync(TINY)) assert.unreachable(`${TINY} is missing: run scripts/make-fixtures.sh`);
   const file = await convertCheckpoint(await readFile(TINY), TINY);
   await sameAtEveryThreadCount(file, [Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37))]);
@@ -110,7 +119,28 @@ test('public API: { threads: 2 } gives the same scores; bad counts and threads w
   const wasm = await readKernelWasm();
   await rejects(() => loadClassifier(file, { threads: 2, wasm }), 'BAD_ARGUMENT', /leave out wasm/);
   const web = webHost({ wasm: () => wasm, jpeg: () => wasm, webp: () => wasm });
-  await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /available on Node only/);
+  await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /threads > 1 needs Web Workers; this host runs one thread/);
+});
+
+test('web threads: a page that is not cross-origin isolated, or a host without Web Workers, is told so', async () => {
+  const module = await WebAssembly.compile(await readKernelWasm({ threads: true }) as Uint8Array<ArrayBuffer>);
+  const g = globalThis as { Worker?: unknown; crossOriginIsolated?: boolean };
+  await rejects(() => createWebThreads(2, module, 'thread.js'), 'BAD_ARGUMENT', /needs SharedArrayBuffer and Web Workers: this host has no Web Workers/);
+  g.Worker = class {};
+  g.crossOriginIsolated = false;
+  try {
+    await rejects(() => createWebThreads(2, module, 'thread.js'), 'BAD_ARGUMENT', /the page is not cross-origin isolated \(serve it with Cross-Origin-Opener-Policy: same-origin/);
+  } finally {
+    delete g.Worker;
+    delete g.crossOriginIsolated;
+  }
+  g.Worker = class {};
+  try {
+    const plain = await WebAssembly.compile(await readKernelWasm() as Uint8Array<ArrayBuffer>);
+    await rejects(() => createWebThreads(2, plain, 'thread.js'), 'BAD_ARGUMENT', /needs the kernels' threads build \(vimedge\.mt\.wasm\)/);
+  } finally {
+    delete g.Worker;
+  }
 });
 
 test.run();

@@ -1,8 +1,12 @@
 // The page: picks, drops or snaps an image, shows it, and renders the worker's top-5 as bars.
-// The model URL comes from ?model= (default: the package's shipped model).
+// The model URL comes from ?model= (default: the package's shipped model), the threads per image from
+// ?threads= (default 1; more need this page to be cross-origin isolated, which serve.mjs's headers make it).
 const $ = (id) => document.getElementById(id);
-const model = new URLSearchParams(location.search).get('model') ?? '../../models/vim-fmnist.w8a8.vimq';
-const worker = new Worker(new URL(`./worker.js?model=${encodeURIComponent(new URL(model, location.href))}`, import.meta.url), { type: 'module' });
+const query = new URLSearchParams(location.search);
+const model = query.get('model') ?? '../../models/vim-fmnist.w8a8.vimq';
+const threads = query.get('threads') ?? '1';
+const worker = new Worker(new URL(`./worker.js?model=${encodeURIComponent(new URL(model, location.href))}&threads=${encodeURIComponent(threads)}`,
+  import.meta.url), { type: 'module' });
 
 let nextId = 0;
 const pending = new Map();
@@ -11,8 +15,8 @@ const whenReady = new Promise((resolve) => { ready = resolve; });
 
 worker.onmessage = ({ data }) => {
   if (data.type === 'ready') {
-    const threads = self.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated';
-    status(`Model ready: ${data.info.labels.length} classes, ${data.info.config.imageSize}px input (${threads}).`);
+    const isolation = self.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated';
+    status(`Model ready: ${data.info.labels.length} classes, ${data.info.config.imageSize}px input, ${threads} thread${threads === '1' ? '' : 's'} (${isolation}).`);
     document.body.dataset.ready = 'true';
     ready();
   } else if (data.type === 'error' && data.id === undefined) {

@@ -2,8 +2,10 @@
 // From npm: import { loadClassifier } from 'vimedge' (the `browser` condition picks the same bundle).
 import { loadClassifier } from '../../dist/browser/vimedge.js';
 
-const model = new URL(self.location.href).searchParams.get('model');
-const classifier = loadClassifier(new URL(model, self.location.href));
+const query = new URL(self.location.href).searchParams;
+const model = query.get('model');
+// threads > 1: Web Workers of the library's own on this model's shared memory (needs cross-origin isolation).
+const classifier = loadClassifier(new URL(model, self.location.href), { threads: Number(query.get('threads') ?? 1) });
 
 classifier.then(
   (clf) => postMessage({ type: 'ready', info: { labels: clf.info.labels, config: clf.info.config } }),

@@ -1,5 +1,6 @@
 /**
- * The .vimq model file: one read, one checksum, one copy into the kernels' memory (docs/FORMAT.md).
+ * The .vimq model file: one read, one checksum over the bytes where they lie, one copy into the kernels'
+ * memory (docs/FORMAT.md).
  *
  *   0   4   magic "VIMQ"
  *   4   4   u32 format version
@@ -23,8 +24,26 @@ const HEADER_BYTES = 64;
 const CHECKSUM_AT = 24;
 const CHECKSUM_BYTES = 32;
 
-async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+interface NodeHash { update(bytes: Uint8Array): NodeHash; digest(): Uint8Array }
+
+/** node:crypto where the host has it (Node >= 20.16, Deno, Bun), found without an import so that bundles for the web stay free of it. */
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+  ?.getBuiltinModule?.('node:crypto') as { createHash(algorithm: 'sha256'): NodeHash } | undefined;
+
+/**
+ * SHA-256 of `parts` end to end. node:crypto hashes the parts where they lie, several times faster than
+ * WebCrypto (11 against 70 ms for the default model on Node); WebCrypto takes one buffer, so it gets a
+ * joined copy.
+ */
+async function sha256(parts: Uint8Array[]): Promise<Uint8Array> {
+  if (nodeCrypto) {
+    const hash = nodeCrypto.createHash('sha256');
+    for (const part of parts) hash.update(part);
+    return new Uint8Array(hash.digest());
+  }
+  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => { joined.set(p, at); return at + p.length; }, 0);
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', joined));
 }
 
 /** Serialises metadata + a prepared data section into a complete file. */
@@ -40,7 +59,7 @@ export async function writeVimq(metadata: ModelMetadata, data: Uint8Array): Prom
   view.setBigUint64(16, BigInt(file.length), true);
   file.set(json, HEADER_BYTES);
   file.set(data, dataOffset);
-  file.set(await sha256(file), CHECKSUM_AT);
+  file.set(await sha256([file]), CHECKSUM_AT);
   return file;
 }
 
@@ -64,12 +83,8 @@ export async function readVimq(file: Uint8Array, name = 'model'): Promise<Packed
   if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > file.length || dataOffset % BLOB_ALIGN !== 0) {
     bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
   }
-  const stored = new Uint8Array(file.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES));
-  let zeroed = file.slice();
-  // A Node Buffer's slice() is a view: zeroing it would change the caller's bytes (and fail the check).
-  if (zeroed.buffer === file.buffer) zeroed = new Uint8Array(file);
-  zeroed.fill(0, CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
-  const actual = await sha256(zeroed);
+  const stored = file.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
+  const actual = await sha256([file.subarray(0, CHECKSUM_AT), new Uint8Array(CHECKSUM_BYTES), file.subarray(CHECKSUM_AT + CHECKSUM_BYTES)]);
   if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
 
   let metadata: ModelMetadata;

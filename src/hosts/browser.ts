@@ -5,8 +5,10 @@
  * The WebAssembly is inside the JavaScript: the kernels (~20 kB of base64) in the bundle, the decoders in a
  * chunk imported on first decode (src/hosts/inline-decoders.ts). Nothing is fetched, so any bundler works
  * without copying files and Deno needs no read permission. Pass `wasm` / `decoders` to load others.
+ * With `threads > 1`, on a cross-origin isolated page or in Deno, Web Workers run vimedge-thread.js (next to
+ * the bundle) on the kernels' threads build, which is inline too.
  */
-import { PORTABLE } from './kernels-wasm.generated.js';
+import { PORTABLE, THREADS_PORTABLE } from './kernels-wasm.generated.js';
 import { base64Bytes } from './loading.js';
 import { inlineDecoderWasm } from './inline-decoders.js';
 import { webHost } from './web.js';
@@ -19,4 +21,5 @@ export const loadClassifier = webHost({
   wasm: () => base64Bytes(PORTABLE),
   jpeg: () => inlineDecoderWasm('jpeg'),
   webp: () => inlineDecoderWasm('webp'),
+  threads: { wasm: () => base64Bytes(THREADS_PORTABLE), worker: () => new URL('./vimedge-thread.js', import.meta.url) },
 });

@@ -10,6 +10,7 @@ import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.
 import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
 import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { sniffFormat } from './image-format.js';
+import { createWebThreads } from './web-threads.js';
 import { fail } from '../errors.js';
 
 /** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
@@ -45,6 +46,8 @@ export interface WebDefaults {
   wasm: () => WasmSource | Promise<WasmSource>;
   jpeg: () => WasmSource | Promise<WasmSource>;
   webp: () => WasmSource | Promise<WasmSource>;
+  /** For threads > 1 (web-threads.ts): the kernels' threads build and the workers' module; absent: one thread only. */
+  threads?: { wasm: () => WasmSource | Promise<WasmSource>; worker: () => URL | string };
 }
 
 interface DenoLike {
@@ -203,17 +206,22 @@ let decoders: DecoderModules | undefined;
 
 export function webHost(defaults: WebDefaults) {
   const kernels = lazyModule(defaults.wasm, 'vimedge.wasm');
+  const threadsKernels = defaults.threads && lazyModule(defaults.threads.wasm, 'vimedge.mt.wasm');
   return async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
-    if (checkLoadOptions(options) > 1) fail('BAD_ARGUMENT', 'threads > 1 is available on Node only; this host runs one thread');
+    const threads = checkLoadOptions(options);
+    if (threads > 1 && !defaults.threads) fail('BAD_ARGUMENT', 'threads > 1 needs Web Workers; this host runs one thread');
     // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
     decoders ??= {
       jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
       webp: lazyModule(() => options.decoders?.webp ?? defaults.webp(), 'webp_dec.wasm'),
     };
-    const wasm = options.wasm === undefined ? await kernels()
-      : await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm');
+    // With threads, a wasm given is the threads build (the Deno entry passes its own); else the default one.
+    const wasm = options.wasm !== undefined ? await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm')
+      : threads > 1 ? await threadsKernels!() : await kernels();
     const { bytes, name } = await sourceBytes(source, 'model');
-    return createClassifier({ model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert,
-      maxMemory: options.maxMemory });
+    return createClassifier({
+      model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert, maxMemory: options.maxMemory,
+      threads: threads > 1 ? await createWebThreads(threads, wasm, defaults.threads!.worker()) : undefined,
+    });
   };
 }

@@ -16,10 +16,10 @@ export interface Kernels {
   rmsnorm_f32(x: number, w: number, out: number, rows: number, d: number, eps: number): void;
   /** assembly/norm_f32.ts (x: usize, y: usize, n: i32) */
   add_inplace_f32(x: number, y: number, n: number): void;
-  /** assembly/conv1d_f32.ts (x: usize, ldx: i32, w: usize, bias: usize, out: usize, l: i32, e: i32, kw: i32, reverse: bool) */
-  conv1d_silu_f32(x: number, ldx: number, w: number, bias: number, out: number, l: number, e: number, kw: number, reverse: number): void;
-  /** assembly/scan_f32.ts (u: usize, delta: usize, a: usize, bc: usize, ldbc: i32, dskip: usize, y: usize, l: i32, e: i32, reverse: bool) */
-  selective_scan_f32(u: number, delta: number, a: number, bc: number, ldbc: number, dskip: number, y: number, l: number, e: number, reverse: number): void;
+  /** assembly/conv1d_f32.ts (x: usize, ldx: i32, w: usize, bias: usize, out: usize, ld: i32, l: i32, e: i32, kw: i32, reverse: bool) */
+  conv1d_silu_f32(x: number, ldx: number, w: number, bias: number, out: number, ld: number, l: number, e: number, kw: number, reverse: number): void;
+  /** assembly/scan_f32.ts (u: usize, delta: usize, a: usize, bc: usize, ldbc: i32, dskip: usize, y: usize, ld: i32, l: i32, e: i32, reverse: bool) */
+  selective_scan_f32(u: number, delta: number, a: number, bc: number, ldbc: number, dskip: number, y: number, ld: number, l: number, e: number, reverse: number): void;
   /** assembly/softplus_f32.ts (x: usize, n: i32) */
   softplus_inplace_f32(x: number, n: number): void;
   /** assembly/combine_gate_f32.ts (yf: usize, yb: usize, z: usize, ldz: i32, l: i32, e: i32) */

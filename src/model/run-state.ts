@@ -21,14 +21,22 @@ export interface OwnedInput extends Rows {
   readonly ownedByItsLinear: true;
 }
 
-/** Scratch of a Linear on the integer kernels. */
+/**
+ * Scratch of a Linear on the integer kernels, per row: the call for rows [r0, r1) uses the slots of rows
+ * r0.. alone, so threads on different rows never share scratch, whichever Linear each runs (x_proj and
+ * dt_proj, of different K, run at once on different rows of the same scratch).
+ */
 export interface LinearScratch {
-  q: number;         // int8 [L, kp] quantized input (kp: its K padded to 64)
+  kp: number;        // bytes of a row's slot in q: the widest K of the model (D, E, R) padded to 64
+  q: number;         // int8 [L, kp] quantized input, a row's K padded to 64 at the start of its slot
   rowScale: number;  // [L] f32 scale of each row of q
   rowZero: number;   // [L] i32 zero point of each row of q
-  rotation: number;  // 48 floats of hadamard_rows_f32's scratch
+  rotation: number;  // [L, 48] floats: hadamard_rows_f32's scratch for the call starting at that row
   groupSums: number; // i32 [L, kp / 64]: gemm_qs4's activation sums per group (relaxed-SIMD build)
 }
+
+/** Floats of hadamard_rows_f32's scratch (12 segments of 4). */
+export const ROTATION_SCRATCH = 48;
 
 /** Buffers of one direction of the mixer's branch (§2.3): one set per direction, so both can run at once. */
 export interface BranchBuffers {
@@ -70,7 +78,8 @@ export function planRunState(cfg: VimConfig, start: number): RunState {
   const kp = alignUp(Math.max(D, E, R), Q4_GROUP);
   const branch = (): BranchBuffers => {
     const u = take(L * E), xd = take(L * (R + 2 * N)), delta = take(L * E);
-    const scratch = { q: take(L * kp / 4), rowScale: take(L), rowZero: take(L), rotation: take(48), groupSums: take(L * kp / Q4_GROUP) };
+    const scratch = { kp, q: take(L * kp / 4), rowScale: take(L), rowZero: take(L), rotation: take(L * ROTATION_SCRATCH),
+      groupSums: take(L * kp / Q4_GROUP) };
     return { u, xd, delta, scratch };
   };
   const branches: [BranchBuffers, BranchBuffers] = [branch(), branch()];

@@ -3,19 +3,21 @@
  * byte offsets, every activation buffer planned once (run-state.ts, no allocation per image), and forward()
  * walking docs/MODEL.md §2 step by step. The Linear layers of the mixer run on whatever their weight's stored
  * layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4 for the int8 / int4
- * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is three parallel steps:
- * norm + in_proj split by rows, the two scan branches side by side, gate + out_proj split by rows. An Observer
- * sees the activations between those steps, so observing runs the very same kernel calls. Every § below is
- * a section of docs/MODEL.md.
+ * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is five parallel steps,
+ * each divided over every thread: norm + in_proj by token rows; then both directions of the branch laid end to
+ * end, conv + SiLU by channels, x_proj + dt_proj + softplus by token rows (x_proj needs all channels of a
+ * token), the scan by channels; gate + out_proj by token rows. An Observer sees the activations between those
+ * steps, so observing runs the very same kernel calls. Every §
+ * below is a section of docs/MODEL.md.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
 import { alignUp, BLOB_ALIGN, checkKernelLimits, checkTensorsMatch, isHadamardSize, planOf, quantizableLinears, Q4_GROUP,
   type QuantizableLinear, type TensorEntry, type TensorPlan, type WeightLayout } from './contract.js';
-import { planRunState, type BranchBuffers, type LinearScratch, type OwnedInput, type Rows, type RunState }
-  from './run-state.js';
+import { planRunState, ROTATION_SCRATCH, type BranchBuffers, type LinearScratch, type OwnedInput, type Rows,
+  type RunState } from './run-state.js';
 import { fail } from '../errors.js';
-import { recorder, rowRange, type KernelCall, type ThreadPool } from './parallel.js';
+import { recorder, shareRange, type KernelCall, type StepName, type ThreadPool } from './parallel.js';
 
 /** §2.3: the branch's two directions, one routine with each its own weights (`_b`) and token order. */
 export interface Direction {
@@ -25,6 +27,9 @@ export interface Direction {
 }
 const DIRECTIONS: readonly [Direction, Direction] =
   [{ name: 'forward', suffix: '', reverse: 0 }, { name: 'backward', suffix: '_b', reverse: 1 }];
+
+/** Channels a thread's share of the conv and the scan is a multiple of: the conv runs 4 channels a vector. */
+const CHANNEL_GRAIN = 4;
 
 /** One direction's values after the branch step (§2.3), each in original token order. */
 export interface BranchValues {
@@ -191,7 +196,7 @@ export class VimModel {
     // §2.1 steps 1-3: patch embedding as a GEMM over im2col rows, class token in the middle, positions added.
     const M = c.gridSize * c.gridSize, patchLen = c.channels * c.patchSize * c.patchSize;
     k.im2col_f32(s.img, c.channels, c.imageSize, c.imageSize, c.patchSize, c.stride, c.gridSize, s.patches);
-    this.parallel(M, (kk, r0, r1) => kk.gemm_f32_4x8(s.patches + r0 * patchLen * 4, patchLen, w.patchEmbed.weight,
+    this.parallel('patch embed', M, 1, (kk, r0, r1) => kk.gemm_f32_4x8(s.patches + r0 * patchLen * 4, patchLen, w.patchEmbed.weight,
       w.patchEmbed.bias, s.embed + r0 * D * 4, D, r1 - r0, patchLen, D));
     o?.patchEmbed?.(this.floats(s.embed, M * D));
     k.assemble_tokens_f32(s.embed, w.clsToken, w.posEmbed, s.resid, L, D, c.clsIndex);
@@ -199,7 +204,7 @@ export class VimModel {
 
     // §2.1 step 4, §2.2: pre-norm residual blocks, resid += h from the second block on.
     w.layers.forEach((layer, i) => {
-      this.parallel(L, (kk, r0, r1) => {
+      this.parallel('norm + in_proj', L, 1, (kk, r0, r1) => {
         const resid = s.resid + r0 * D * 4;
         if (i > 0) kk.add_inplace_f32(resid, s.h + r0 * D * 4, (r1 - r0) * D);
         kk.rmsnorm_f32(resid, layer.norm, s.normed.at + r0 * D * 4, r1 - r0, D, c.normEps);
@@ -209,11 +214,11 @@ export class VimModel {
       this.observeInput(layer.inProj, o);
       o?.mixerInput?.(i, this.rows({ at: s.xz, ld: 2 * E }, E), this.rows({ at: s.xz + E * 4, ld: 2 * E }, E));
 
-      this.branches(layer.branches);
+      this.branch(layer.branches);
       for (const b of layer.branches) this.observeBranch(i, b, o);
 
       // §2.3: y = (y_f + y_b) / 2 · gate(z), then out_proj.
-      this.parallel(L, (kk, r0, r1) => {
+      this.parallel('gate + out_proj', L, 1, (kk, r0, r1) => {
         const rows = r1 - r0, yf = s.yf.at + r0 * E * 4, yb = s.yb + r0 * E * 4, z = s.xz + (r0 * 2 * E + E) * 4;
         if (layer.gateScale) kk.combine_gate_scaled_f32(yf, yb, z, 2 * E, rows, E, layer.gateScale);
         else kk.combine_gate_f32(yf, yb, z, 2 * E, rows, E);
@@ -233,47 +238,57 @@ export class VimModel {
   }
 
   /**
-   * One parallel step over `rows` rows: `step(kernels, r0, r1)` issues the calls for rows [r0, r1). Runs here,
-   * whole, without a pool; else one row range per thread.
+   * One parallel step over `units` units of work (token rows or channels): `step(kernels, a, b)` issues the
+   * calls for units [a, b). Runs here, whole, without a pool; else one share (shareRange, boundaries on
+   * multiples of `grain`) per thread.
    */
-  private parallel(rows: number, step: (k: Kernels, r0: number, r1: number) => void): void {
+  private parallel(name: StepName, units: number, grain: number, step: (k: Kernels, a: number, b: number) => void): void {
     const pool = this.pool;
     if (!pool) {
-      step(this.k, 0, rows);
+      step(this.k, 0, units);
       return;
     }
     this.lanes.forEach((lane, i) => {
       lane.calls.length = 0;
-      const [r0, r1] = rowRange(rows, pool.threads, i);
-      if (r1 > r0) step(lane.k, r0, r1);
+      const [a, b] = shareRange(units, pool.threads, i, grain);
+      if (b > a) step(lane.k, a, b);
     });
-    pool.run(this.lanes.map((lane) => lane.calls));
+    pool.run(this.lanes.map((lane) => lane.calls), name);
   }
 
-  /** §2.3 both directions: one after the other, or side by side on two threads. */
-  private branches([forward, backward]: [Branch, Branch]): void {
-    if (!this.pool) {
-      this.branch(this.k, forward);
-      this.branch(this.k, backward);
-      return;
-    }
-    const [a, b] = this.lanes;
-    a.calls.length = 0;
-    b.calls.length = 0;
-    this.branch(a.k, forward);
-    this.branch(b.k, backward);
-    this.pool.run([a.calls, b.calls]);
+  /**
+   * A parallel step over both directions of the branch: each has `size` units (L rows or E channels), laid
+   * end to end so that the threads share 2·size; `step(kernels, branch, a, b)` issues units [a, b) of one.
+   */
+  private bothDirections(name: StepName, branches: [Branch, Branch], size: number, grain: number,
+                         step: (k: Kernels, b: Branch, a: number, z: number) => void): void {
+    this.parallel(name, 2 * size, grain, (k, a, z) => branches.forEach((b, j) => {
+      const lo = Math.max(a - j * size, 0), hi = Math.min(z - j * size, size);
+      if (hi > lo) step(k, b, lo, hi);
+    }));
   }
 
-  /** One direction of §2.3 Branch: u = SiLU(conv(x)), dt | B | C = x_proj(u), delta = softplus(dt_proj(dt)), scan. */
-  private branch(k: Kernels, b: Branch): void {
+  /**
+   * §2.3 Branch, both directions: u = SiLU(conv(x)), dt | B | C = x_proj(u), delta = softplus(dt_proj(dt)),
+   * scan. Channels are independent in the conv and the scan; x_proj needs all channels of a token, so it and
+   * what follows it row by row run between them, by token rows.
+   */
+  private branch(branches: [Branch, Branch]): void {
     const { innerDim: E, dState: N, dtRank: R, dConv: K, numTokens: L } = this.config;
-    const { u, xd, delta } = b.buffers, reverse = b.direction.reverse;
-    k.conv1d_silu_f32(this.s.xz, 2 * E, b.conv.weight, b.conv.bias, u, L, E, K, reverse);
-    this.linear(k, b.xProj, 0, L);
-    this.linear(k, b.dtProj, 0, L);
-    k.softplus_inplace_f32(delta, L * E);
-    k.selective_scan_f32(u, delta, b.A, xd + R * 4, R + 2 * N, b.D, b.y, L, E, reverse);
+    const xz = this.s.xz;
+    this.bothDirections('conv + SiLU', branches, E, CHANNEL_GRAIN, (k, b, c0, c1) => {
+      const at = c0 * 4;
+      k.conv1d_silu_f32(xz + at, 2 * E, b.conv.weight + at, b.conv.bias + at, b.buffers.u + at, E, L, c1 - c0, K, b.direction.reverse);
+    });
+    this.bothDirections('x_proj + dt_proj + softplus', branches, L, 1, (k, b, r0, r1) => {
+      this.linear(k, b.xProj, r0, r1);
+      this.linear(k, b.dtProj, r0, r1);
+      k.softplus_inplace_f32(b.buffers.delta + r0 * E * 4, (r1 - r0) * E);
+    });
+    this.bothDirections('scan', branches, E, CHANNEL_GRAIN, (k, b, c0, c1) => {
+      const { u, xd, delta } = b.buffers, at = c0 * 4;
+      k.selective_scan_f32(u + at, delta + at, b.A + at * N, xd + R * 4, R + 2 * N, b.D + at, b.y + at, E, L, c1 - c0, b.direction.reverse);
+    });
   }
 
   /** Rows [r0, r1) of one Linear; every kernel here works row by row. */
@@ -281,18 +296,18 @@ export class VimModel {
     const { site: { k: K, n }, x, out, scratch } = op;
     const rows = r1 - r0, xr = x.at + r0 * x.ld * 4, outr = out.at + r0 * out.ld * 4;
     if (op.transform?.shift) k.shift_channels_f32(xr, x.ld, rows, K, op.transform.shift);
-    if (op.transform?.signs) k.hadamard_rows_f32(xr, x.ld, rows, K, op.transform.signs, scratch.rotation);
+    if (op.transform?.signs) k.hadamard_rows_f32(xr, x.ld, rows, K, op.transform.signs, scratch.rotation + r0 * ROTATION_SCRATCH * 4);
     if (op.layout === 'kn8') {
       k.gemm_f32_4x8(xr, x.ld, op.weight, op.bias, outr, out.ld, rows, K, n);
       return;
     }
     const ldq = alignUp(K, Q4_GROUP);
     const perRow = op.perToken ? r0 * 4 : 0;
-    const q = scratch.q + r0 * ldq, sx = scratch.rowScale + r0 * 4, zx = scratch.rowZero + r0 * 4;
+    const q = scratch.q + r0 * scratch.kp, sx = scratch.rowScale + r0 * 4, zx = scratch.rowZero + r0 * 4;
     k.quantize_s8(xr, x.ld, rows, K, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
     if (op.layout === 'q8') k.gemm_qs8_4x4_dot16(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld);
-    else k.gemm_qs4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (ldq / Q4_GROUP) * 4);
+    else k.gemm_qs4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (scratch.kp / Q4_GROUP) * 4);
   }
 
   private observeInput(op: LinearOp, o: Observer | undefined): void {
