@@ -25,9 +25,12 @@ let scripts = 0;
  * `imports` (lines of `import ... from '<src/...>'`, paths relative to the repository root) and an async
  * function `body` run in a fresh child; killed after `limitMs`.
  */
+// The child reports VmHWM, not resourceUsage().maxRSS: Linux carries ru_maxrss over exec, so a child of a
+// large test process would report its parent's peak; VmHWM belongs to the child's own address space.
 export function measured(imports: string, body: string, limitMs = 60_000): Promise<Measured> {
   const file = path.join(dir, `snippet-${scripts++}.mts`);
   writeFileSync(file, `${imports.replaceAll("from 'src/", `from '${ROOT}/src/`)}
+import { readFileSync as readProcFile } from 'node:fs';
 const started = performance.now();
 let outcome: object;
 try {
@@ -36,7 +39,8 @@ try {
   const err = e as { name: string; code?: string; message: string };
   outcome = { error: { name: err.name, code: err.code, message: err.message } };
 }
-console.log(JSON.stringify({ ...outcome, ms: performance.now() - started, maxRssMiB: process.resourceUsage().maxRSS / 1024 }));
+const hwmKiB = Number(/^VmHWM:\\s+(\\d+) kB$/m.exec(readProcFile('/proc/self/status', 'utf8'))?.[1]);
+console.log(JSON.stringify({ ...outcome, ms: performance.now() - started, maxRssMiB: hwmKiB / 1024 }));
 process.exit(0);
 `);
   return new Promise((resolve) => {
