@@ -54,9 +54,9 @@ test('a folder of good, hostile and odd files: every bad one reported by name, t
   assert.is(r.code, 1, r.stderr);
   noStackTrace(r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  const classified = lines.map((l) => path.basename(l.file)).sort();
+  const classified = lines.filter((l) => l.top).map((l) => path.basename(l.file)).sort();
   assert.equal(classified, [...good, 'linked.png', 'one-pixel.png', 'tiny.png'].sort());
-  for (const l of lines) assert.is(l.top.length, 5);
+  for (const l of lines.filter((l) => l.top)) assert.is(l.top.length, 5);
   const bad: [string, RegExp][] = [
     ['bomb.png', /50000x50000 = 2500000000 pixels, over the limit of 100000000/],
     ['zero-width.png', /zero-width\.png: /],
@@ -65,13 +65,16 @@ test('a folder of good, hostile and odd files: every bad one reported by name, t
     ['binary-junk.webp', /binary-junk\.webp: not a readable image/],
     ['dangling.png', /dangling\.png: /],
   ];
-  const errors = r.stderr.trim().split('\n');
+  // --json: each failure is a JSON line on stdout, {file, error: {code, message}}, in the files' order.
+  const failures = lines.filter((l) => l.error);
+  assert.is(failures.length, bad.length, r.stdout);
   for (const [file, message] of bad) {
-    const line = errors.find((e) => e.includes(file));
-    assert.ok(line, `${file} not reported:\n${r.stderr}`);
-    assert.match(line!, message);
-    assert.match(line!, /^vimedge: /);
+    const line = failures.find((l) => path.basename(l.file) === file);
+    assert.ok(line, `${file} not reported:\n${r.stdout}`);
+    assert.match(line.error.message, message);
+    assert.match(line.error.code, /^BAD_IMAGE$/);
   }
+  assert.not.match(r.stderr, /not a readable image/);
   assert.match(r.stderr, new RegExp(`${bad.length} of ${bad.length + classified.length} images could not be classified`));
   assert.not.match(r.stderr, /a-folder\.png|notes\.txt/);
 });
@@ -87,7 +90,7 @@ test('--max-pixels: images over the limit are refused by name, the others classi
   assert.match(r.stdout, /small\.png: /);
   assert.match(r.stderr, /large\.jpg: 451x300 = 135300 pixels, over the limit of 2000/);
   assert.match(r.stderr, /1 of 2 images could not be classified/);
-  refused(vimedge(['classify', '--model', model, '--max-pixels', '-5', dir]), /--max-pixels needs a positive integer/);
+  refused(vimedge(['classify', '--model', model, '--max-pixels', '-5', dir]), /--max-pixels needs a positive integer/, 2);
 });
 
 test('a re-signed model file with a hostile config is one clear error, not a crash', async () => {

@@ -86,16 +86,39 @@ test('start-up: --help loads none of what the verbs run, classify of a PNG neith
   assert.not.match(classify, /\/node_modules\/(vega|sharp)\/|\/src\/(quant\/(?!recipe\.ts)|eval|report)/);
 });
 
-test('bad models and flags: one clear line, non-zero exit, no stack trace', () => {
-  const cases: [string[], RegExp][] = [
-    [['classify', '--model', path.join(tmp, 'nope.vimq'), `${IMAGES}/motorcycle_tiny_50x40.png`], /nope\.vimq: no such file/],
-    [['classify', '--model', labels, `${IMAGES}/motorcycle_tiny_50x40.png`], /labels\.txt: /],
-    [['convert', `${SMALL}/model.pth`, '-o', path.join(tmp, 'x.vimq'), '--mean', '1,2'], /mean and std need 3 values/],
-    [['classify', '--top', 'zero', `${IMAGES}/motorcycle_tiny_50x40.png`], /--top needs a positive integer/],
+test('bad models and flags: one clear line, exit 1 for bad input and 2 for misuse, no stack trace', () => {
+  const img = `${IMAGES}/motorcycle_tiny_50x40.png`;
+  const cases: [string[], RegExp, 1 | 2][] = [
+    [['classify', '--model', path.join(tmp, 'nope.vimq'), img], /nope\.vimq: no such file/, 1],
+    [['classify', '--model', labels, img], /labels\.txt: /, 1],
+    [['convert', `${SMALL}/model.pth`, '-o', path.join(tmp, 'x.vimq'), '--mean', '1,2'], /mean and std need 3 values/, 1],
+    [['classify', '--top', 'zero', img], /--top needs a positive integer/, 2],
+    [['classify', '--no-such-flag', img], /unknown option '--no-such-flag'/, 2],
+    [['classify'], /missing required argument 'inputs'/, 2],
+    [['classify', '--model'], /argument missing/, 2],
+    [['classify', '--weights', 'best', img], /--weights.*'best' is invalid/, 2],
+    [['frobnicate'], /unknown command 'frobnicate'/, 2],
   ];
-  for (const [args, message] of cases) {
-    refused(vimedge(args), message);
+  for (const [args, message, code] of cases) {
+    refused(vimedge(args), message, code);
   }
+});
+
+test('classify of a folder without images is an error naming it', () => {
+  for (const name of ['empty', 'text-only']) mkdirSync(path.join(tmp, name));
+  writeFileSync(path.join(tmp, 'text-only', 'notes.txt'), 'not an image');
+  for (const name of ['empty', 'text-only']) {
+    const r = vimedge(['classify', '--model', model, path.join(tmp, name)]);
+    refused(r, new RegExp(`no images found in .*${name}`));
+    assert.is(r.stdout, '');
+  }
+});
+
+test('--help shows each default once', () => {
+  const r = vimedge(['classify', '--help']);
+  assert.is(r.code, 0, r.stderr);
+  const threads = r.stdout.split('\n').find((l) => l.includes('--threads'))!;
+  assert.is(threads.match(/default/g)?.length, 1, threads);
 });
 
 test('classify accepts a checkpoint directly (.pth and .safetensors) with the same answer as the .vimq', () => {
@@ -131,6 +154,10 @@ test('eval: JSON summary and confusion PNG on Fashion-MNIST, and a class-folder 
   assert.is(fj.images, 3);
   assert.is(fj.top1, 1);
   assert.is(fj.per_class.find((c: { label: string }) => c.label === 'Bag').images, 1);
+  const text = vimedge(['eval', 'models/vim-fmnist.vimq', '--dataset', root]);
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /\n  Bag +100\.0%  \(1 images\)\n/);
+  assert.match(text.stdout, /\n  Coat +-  \(0 images\)\n/);   // no images: no accuracy, not 0.0%
   refused(vimedge(['eval', 'models/vim-fmnist.vimq', '--dataset', path.join(tmp, 'mixed')]), /no class sub-folders/);
 });
 

@@ -21,7 +21,7 @@ export function numberList(flag: string) {
 
 /** --threads: default all available cores (one image is split over them; logits do not change). */
 export function threadsOption(): Option {
-  return new Option('--threads <n>', 'threads per image (default: available cores)').argParser(positiveInt('--threads'))
+  return new Option('--threads <n>', 'threads per image').argParser(positiveInt('--threads'))
     .default(availableParallelism(), 'available cores');
 }
 

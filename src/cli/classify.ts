@@ -2,11 +2,12 @@
 import { Command } from 'commander';
 import { stat } from 'node:fs/promises';
 import { defaultModelPath } from '../hosts/node.js';
-import { VimedgeError } from '../errors.js';
+import { fail, VimedgeError } from '../errors.js';
+import { EXIT } from './exit-codes.js';
 import { printLines } from './print.js';
 import { positiveInt, threadsOption, maxMemoryOption, weightsOption } from './args.js';
 
-/** Files as given, folders expanded (recursively, sorted) to the images inside them. */
+/** Files as given, folders expanded (recursively, sorted) to the images inside them; a folder without any is refused. */
 async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFolder: boolean }> {
   const { listImages } = await import('../datasets/image-folder.js');
   const files: string[] = [];
@@ -15,7 +16,9 @@ async function expandInputs(inputs: string[]): Promise<{ files: string[]; fromFo
     const info = await stat(input).catch(() => undefined);
     if (info?.isDirectory()) {
       fromFolder = true;
-      files.push(...await listImages(input));
+      const images = await listImages(input);
+      if (images.length === 0) fail('BAD_DATASET', `no images found in ${input}`);
+      files.push(...images);
     } else {
       files.push(input); // a missing file is reported when it is read, with the others still classified
     }
@@ -39,8 +42,8 @@ export function classifyCommand(): Command {
       const { loadClassifier } = await import('../index.js');
       const { rankLabels } = await import('../classifier.js');
       const { SingleBar, Presets } = await import('cli-progress');
-      const classifier = await loadClassifier(opts.model, { threads: opts.threads, maxMemory: opts.maxMemory, convert: { weights: opts.weights } });
       const { files, fromFolder } = await expandInputs(inputs);
+      const classifier = await loadClassifier(opts.model, { threads: opts.threads, maxMemory: opts.maxMemory, convert: { weights: opts.weights } });
       const bar = fromFolder && process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
       bar?.start(files.length, 0);
       let failed = 0;
@@ -56,14 +59,16 @@ export function classifyCommand(): Command {
         } catch (e) {
           if (!(e instanceof VimedgeError)) throw e;
           failed++;
-          process.stderr.write(`vimedge: ${e.message}\n`);
+          // --json: stdout stays one object per input, so a reader sees every file, failed or not.
+          if (opts.json) printLines(JSON.stringify({ file, error: { code: e.code, message: e.message } }));
+          else process.stderr.write(`vimedge: ${e.message}\n`);
         }
         bar?.increment();
       }
       bar?.stop();
       if (failed > 0) {
         process.stderr.write(`vimedge: ${failed} of ${files.length} images could not be classified\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT.badInput;
       }
     });
 }

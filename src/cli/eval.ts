@@ -42,7 +42,11 @@ export function evalCommand(): Command {
       }
       printLines(`${file} on ${result.dataset}: ${result.images} images, top-1 ${(100 * result.top1).toFixed(2)}%, ` +
         `top-5 ${(100 * result.top5).toFixed(2)}%, ${result.images_per_s.toFixed(1)} images/s`);
-      for (const c of result.per_class) printLines(`  ${c.label.padEnd(14)} ${(100 * c.top1).toFixed(1).padStart(5)}%  (${c.images} images)`);
+      // A class without images has no accuracy: '-', not a 0.0% that reads as all wrong.
+      for (const c of result.per_class) {
+        const accuracy = c.images > 0 ? `${(100 * c.top1).toFixed(1)}%` : '-';
+        printLines(`  ${c.label.padEnd(14)} ${accuracy.padStart(6)}  (${c.images} images)`);
+      }
       printLines(`confusion (rows: true class, columns: predicted)\n${formatConfusion(result, labels)}`);
     });
 }

@@ -14,6 +14,7 @@ import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { quantizeCommand } from './quantize.js';
 import { outliersCommand } from './outliers.js';
+import { EXIT } from './exit-codes.js';
 
 // A reader that stops early (`vimedge classify folder | head`) closes stdout: that ends the run quietly,
 // as for any Unix filter, instead of an unhandled EPIPE.
@@ -33,17 +34,20 @@ program.addCommand(benchCommand());
 program.addCommand(evalCommand());
 program.addCommand(quantizeCommand());
 program.addCommand(outliersCommand());
+// addCommand does not pass exitOverride on: without it a verb's usage error would exit 1 inside commander.
+for (const verb of program.commands) verb.exitOverride();
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);
+  // commander has printed its message; --help and --version end with 0, every other of its errors is misuse.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : EXIT.usage);
   if (e instanceof VimedgeError) {
     console.error(`vimedge: ${e.message}`);
-    process.exit(1);
+    process.exit(EXIT.badInput);
   }
-  // A bug, not bad input: still one line (exit 2); VIMEDGE_DEBUG=1 prints where it happened.
+  // A bug, not bad input: still one line, with its own status; VIMEDGE_DEBUG=1 prints where it happened.
   if (process.env.VIMEDGE_DEBUG) throw e;
   console.error(`vimedge: internal error: ${printable(e instanceof Error ? e.message : String(e))} (VIMEDGE_DEBUG=1 shows the stack)`);
-  process.exit(2);
+  process.exit(EXIT.internal);
 }

@@ -43,9 +43,9 @@ export function noStackTrace(stderr: string): void {
   assert.not.match(stderr, /\n\s+at /, `stack trace printed:\n${stderr}`);
 }
 
-/** The CLI refused: exit code 1, stderr matching `pattern`, no stack trace. */
-export function refused(r: CliRun, pattern: RegExp): void {
-  assert.is(r.code, 1, r.stderr);
+/** The CLI refused: exit code 1 for bad input (2 for misuse: src/cli/exit-codes.ts), stderr matching `pattern`, no stack trace. */
+export function refused(r: CliRun, pattern: RegExp, code: 1 | 2 = 1): void {
+  assert.is(r.code, code, r.stderr);
   assert.match(r.stderr, pattern);
   noStackTrace(r.stderr);
 }
