@@ -189,7 +189,7 @@ test('-o refuses a FIFO, a symbolic link, a folder and an empty name before any 
   for (const [output, pattern] of [[fifo, /is a FIFO, not a file/], [link, /is a symbolic link, not a file/],
     [tmp, /is a folder, not a file/], ['', /'' is not a file name/]] as const) {
     const r = vimedge(['convert', SMALL_PTH, '-o', output]);
-    assert.is(r.code, 1, r.stderr);
+    assert.is(r.code, 2, r.stderr);   // refused as the options are read: a usage error
     assert.match(r.stderr, pattern);
     noStackTrace(r.stderr);
   }
