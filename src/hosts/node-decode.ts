@@ -21,9 +21,6 @@ import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { inlineDecoderWasm } from './inline-decoders.js';
 import { fail } from '../errors.js';
 import { checkImageSize, sniffFormat } from './image-format.js';
-import { decodePng, pngSize } from './png-decode.js';
-import { decodeGif } from './gif-decode.js';
-import { decodeBmp } from './bmp-decode.js';
 import { applyOrientation, tiffOrientation } from './tiff-orientation.js';
 
 type SharpFactory = typeof import('sharp').default;
@@ -105,14 +102,12 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   checkMaxPixels(maxPixels);
   if (bytes.length === 0) fail('BAD_IMAGE', `${name}: empty file (0 bytes)`);
-  // PNG, GIF and BMP: the decoders all hosts share (PIL's rules for damaged files and GIF canvases, see there).
+  // PNG, GIF and BMP: the decoders all hosts share (PIL's rules for damaged files and GIF canvases), through
+  // the web hosts' dispatch, so the size check and the format routing are written once.
   const format = sniffFormat(bytes);
-  if (format === 'png') {
-    checkImageSize(pngSize(bytes, name), name, maxPixels);
-    return decodePng(bytes, name) as DecodedImage;
+  if (format === 'png' || format === 'gif' || format === 'bmp') {
+    return await decodeEncoded(bytes, name, jsquash, maxPixels) as DecodedImage;
   }
-  if (format === 'gif') return decodeGif(bytes, name, maxPixels) as DecodedImage;
-  if (format === 'bmp') return decodeBmp(bytes, name, maxPixels) as DecodedImage;
   const sharp = await loadSharp();
   if (!sharp) {
     if (!format) fail('BAD_IMAGE', `${name}: not a JPEG, PNG, GIF, WebP or BMP image (other formats need the optional sharp package: npm install sharp)`);
