@@ -9,7 +9,7 @@ import type { ModelMetadata } from './model/contract.js';
 import type { ConvertOptions } from './convert/checkpoint.js';
 import type { VimModel } from './model/vim-model.js';
 import { preprocess } from './preprocess/pipeline.js';
-import { checkMaxPixels, DEFAULT_MAX_PIXELS, type RawImage } from './preprocess/raw-image.js';
+import { checkMaxPixels, DEFAULT_MAX_PIXELS, release, type RawImage } from './preprocess/raw-image.js';
 import { fail } from './errors.js';
 
 export interface Prediction {
@@ -97,7 +97,10 @@ class Classifier<Image> implements ImageClassifier<Image> {
     this.#live();
     const { topK, maxPixels } = resolveOptions(options);
     const pixels = await this.#decode(image, maxPixels);
-    const logits = this.#live().forward(preprocess(pixels, this.info.preprocess));
+    const input = preprocess(pixels, this.info.preprocess);
+    // A decoder returns the caller's own pixels as they are, or pixels it made, which nothing else holds.
+    if (pixels !== image) release(pixels.data);
+    const logits = this.#live().forward(input);
     // Weights and inputs are checked finite, but extreme ones can still overflow: never rank NaN scores.
     if (!logits.every(Number.isFinite)) fail('BAD_MODEL', 'the model produced non-finite logits (NaN or Inf) for this image');
     return { logits, topK };

@@ -160,6 +160,23 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       assert.is(refusedAll, 100);
       assert.ok(grown < 32 * 2 ** 20, `100 damaged ${type} requests grew workerd's RSS by ${mb(grown)} MB: a failed decode keeps its memory`);
     }
+    // Large images inside the 16 M-pixel limit, one after another: each decode is ~64 MB of RGBA that must be
+    // released with its request. A worker that kept them grew by ~260 MB a request (PNG), ~107 MB (JPEG).
+    for (const format of ['png', 'jpeg'] as const) {
+      const large = new Uint8Array(await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#3070a0' } })[format]().toBuffer());
+      const answer = (await node.classify(large, { topK: 1 }))[0];
+      const rssAtStart = rssOf(server.pid!);
+      let peak = rssAtStart;
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(url, { method: 'POST', body: large, headers: { 'content-type': `image/${format}` } });
+        assert.is(r.status, 200, `4000x4000 ${format}: ${r.status}`);
+        assert.is(((await r.json()) as { predictions: { index: number }[] }).predictions[0].index, answer.index);
+        peak = Math.max(peak, rssOf(server.pid!));
+      }
+      console.log(`edge-load: 8 sequential 4000x4000 ${format} requests (${(large.length / 1024).toFixed(0)} kB): `
+        + `workerd RSS ${mb(rssAtStart)} MB -> peak ${mb(peak)} MB`);
+      assert.ok(peak - rssAtStart < 160 * 2 ** 20, `8 large ${format} requests grew workerd's RSS by ${mb(peak - rssAtStart)} MB: decoded pixels outlive their request`);
+    }
     // Still serving, and still right, after all that.
     const after = await fetch(url, { method: 'POST', body: images[0], headers: { 'content-type': 'image/png' } });
     assert.is(after.status, 200);

@@ -296,7 +296,9 @@ test('WebP, GIF and BMP headers over the pixel limit are refused before decoding
   for (const [host, decode] of BOTH_HOSTS) {
     for (const [kind, bytes] of [['webp', webp], ['gif', gif], ['bmp', bmp]] as const) {
       const cost = await growth(() => rejects(decode(bytes), 'BAD_IMAGE', /12000x12000 = 144000000 pixels, over the limit of 100000000/));
-      assert.ok(cost.ms < 100 && cost.rss < 16 * MB, `${host} ${kind}: ${JSON.stringify(cost)}`);
+      // Decoding such a file took 5-8 s; a header check takes well under a millisecond, so 1 s only leaves
+      // room for a loaded machine.
+      assert.ok(cost.ms < 1000 && cost.rss < 16 * MB, `${host} ${kind}: ${JSON.stringify(cost)}`);
     }
   }
 });

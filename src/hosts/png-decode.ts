@@ -11,7 +11,7 @@
  * codec's memory never shrinks).
  */
 import { Unzlib } from 'fflate';
-import type { RawImage } from '../preprocess/raw-image.js';
+import { release, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
 
 /** Pillow's MAX_TEXT_CHUNK: a zTXt, compressed iTXt or iCCP chunk inflating past this is refused. */
@@ -268,5 +268,6 @@ export function decodePng(bytes: Uint8Array, name: string): RawImage {
       else for (let i = 0; i < p.w; i++) toRgb(raw, start + 1, i, rgb, 3 * (y * width + p.x0 + i * p.dx));
     }
   }
+  release(raw);
   return { width, height, channels: 3, data: rgb };
 }

@@ -17,7 +17,7 @@ import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import webpFactory from '@jsquash/webp/codec/dec/webp_dec.js';
 import { EmscriptenCodec, type DecodedRgba } from './emscripten-codec.js';
 import { checkImageSize, sniffFormat, webpSize } from './image-format.js';
-import { DEFAULT_MAX_PIXELS, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
+import { DEFAULT_MAX_PIXELS, release, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { fail } from '../errors.js';
 
 /** The compiled JPEG and WebP decoder modules, obtained lazily (only when such an image is first classified). */
@@ -93,7 +93,9 @@ async function decodeJpeg(bytes: Uint8Array, header: Header, name: string, modul
   if (messages.some((m) => /premature end of JPEG file/i.test(m))) {
     return fail('BAD_IMAGE', `${name}: cannot decode JPEG (${messages.join('; ')})`);
   }
-  return rgbFromRgba(result.width, result.height, result.data);
+  const rgb = rgbFromRgba(result.width, result.height, result.data);
+  release(result.data);
+  return rgb;
 }
 
 async function decodeWebp(bytes: Uint8Array, name: string, modules: DecoderModules): Promise<RawImage> {
@@ -107,7 +109,9 @@ async function decodeWebp(bytes: Uint8Array, name: string, modules: DecoderModul
     return fail('BAD_IMAGE', `${name}: cannot decode WebP (${(err as Error).message})`);
   }
   if (!result) return fail('BAD_IMAGE', `${name}: cannot decode WebP (damaged)`);
-  return rgbFromRgba(result.width, result.height, result.data);
+  const rgb = rgbFromRgba(result.width, result.height, result.data);
+  release(result.data);
+  return rgb;
 }
 
 /**

@@ -30,6 +30,18 @@ export function isRawImage(value: unknown): value is RawImage {
 }
 
 /**
+ * Frees the memory of a buffer this code allocated, now rather than at the next collection, where the host can
+ * (ArrayBuffer.prototype.transfer: V8 from 11.4, so workerd, Deno, browsers and Node 22; a no-op on Node 20).
+ * A decoded 16 M-pixel image is ~64 MB, and workerd's V8 left each one for a late collection, so that
+ * sequential requests grew the isolate by ~90 MB each until it did. Only for buffers no caller can see, and
+ * only where the view covers its whole buffer (never a slice of a pool such as Node's small Buffers).
+ */
+export function release(bytes: Uint8Array | Uint8ClampedArray): void {
+  const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength) buffer.transfer?.(0);
+}
+
+/**
  * RGBA samples to RGB, alpha dropped as PIL's `convert('RGB')` does (not composited onto a background).
  * `shift` 8 keeps the high byte of 16-bit samples, as PIL does for 16-bit colour.
  */
