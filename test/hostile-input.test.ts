@@ -175,6 +175,11 @@ test('maxMemory: a model whose planned WebAssembly memory is over the limit is r
   await rejects(() => loadClassifier(bytes, { maxMemory: 100_000 }), 'BAD_MODEL', /over the maxMemory limit of 0\.1 MiB/);
   await rejects(() => loadClassifier(bytes, { maxMemory: -1 }), 'BAD_ARGUMENT', /maxMemory must be a positive number/);
   refused(vimedge(['classify', '--model', file, '--max-memory', '1', IMAGE]), /over the maxMemory limit of 1\.0 MiB/);
+  // quantize and outliers run the fp32 model on the calibration images: the same limit, before any image is read.
+  for (const verb of ['quantize', 'outliers']) {
+    refused(vimedge([verb, file, '-o', path.join(tmp, `${verb}.out`)]), /needs 20\d\d\.\d MiB of WebAssembly memory .* over the maxMemory limit of 2048\.0 MiB/);
+    refused(vimedge([verb, file, '--max-memory', '1', '-o', path.join(tmp, `${verb}.out`)]), /over the maxMemory limit of 1\.0 MiB/);
+  }
 });
 
 // --- output files ------------------------------------------------------------------------------------------

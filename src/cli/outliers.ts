@@ -4,7 +4,7 @@ import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
 import { METHOD_NAMES } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
-import { outputFile, positiveInt } from './args.js';
+import { maxMemoryOption, outputFile, positiveInt } from './args.js';
 
 export function outliersCommand(): Command {
   return new Command('outliers')
@@ -14,6 +14,7 @@ export function outliersCommand(): Command {
     .option('--method <name>', `the transforms to show: ${METHOD_NAMES.join(' | ')}`, 'mambaquant')
     .option('--calib <set>', "images: 'fashion-mnist:train' or a folder of images", 'fashion-mnist:train')
     .option('--calib-size <n>', 'images (a seeded sample)', positiveInt('--calib-size'), 64)
+    .addOption(maxMemoryOption())
     .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
     .option('--json', 'print the per-site summary as one JSON object')
     .action(async (file: string, opts) => {
@@ -24,7 +25,7 @@ export function outliersCommand(): Command {
       const { outlierPng } = await import('../report/outlier-chart.js');
       methodByName(opts.method);
       const bytes = await readFileChecked(file, 'model');
-      const source = await readFloatModel(bytes, file);
+      const source = await readFloatModel(bytes, file, {}, opts.maxMemory);
       const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
       const report = await outlierReport(source, images, await readKernelWasm(), opts.method, opts.seed);
       await writeFileAtomic(opts.output, await outlierPng(report));

@@ -5,7 +5,7 @@ import { readFileChecked } from '../hosts/node.js';
 import { readKernelWasm } from '../hosts/node-wasm.js';
 import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type BitWidth } from '../model/contract.js';
 import { writeFileAtomic } from './output.js';
-import { outputFile, positiveInt, threadsOption, weightsOption } from './args.js';
+import { maxMemoryOption, outputFile, positiveInt, threadsOption, weightsOption } from './args.js';
 import { fail } from '../errors.js';
 
 /** --bits: a bit width by name, or the integer kernels' widths by their weight bits (8 -> w8a8, 4 -> w4a8). */
@@ -28,6 +28,7 @@ export function quantizeCommand(): Command {
     .option('--calib-size <n>', 'calibration images, a seeded sample (default: all the set has, at most 256)', positiveInt('--calib-size'))
     .addOption(weightsOption())
     .addOption(threadsOption())
+    .addOption(maxMemoryOption())
     .option('--seed <n>', 'seed of the sample and of the Hadamard signs', (v) => Number(v), 0)
     .addOption(new Option('--activations <kind>', 'activation quantizers: static per tensor, static per token (PTS), dynamic per token')
       .choices(['tensor', 'token', 'dynamic']).default('tensor'))
@@ -47,7 +48,7 @@ export function quantizeCommand(): Command {
       }
       const started = performance.now();
       const bytes = await readFileChecked(file, 'model');
-      const source = await readFloatModel(bytes, file, { weights: opts.weights });
+      const source = await readFloatModel(bytes, file, { weights: opts.weights }, opts.maxMemory);
       const images = await calibrationImages(opts.calib, opts.calibSize, opts.seed, source.metadata.preprocess);
       if (images.count < USEFUL_CALIBRATION) {
         process.stderr.write(`vimedge: warning: calibrating on ${images.count} images; activation ranges from fewer than `

@@ -8,6 +8,7 @@ import { checkpointModel, type ConvertOptions } from '../convert/checkpoint.js';
 import { packFloat, unpackFloat } from '../convert/pack.js';
 import type { FloatModel } from '../convert/float-model.js';
 import { isVimq, type ModelMetadata, type PackedModel } from './contract.js';
+import type { VimConfig } from './config.js';
 import { runStateBytes } from './run-state.js';
 import { VimModel } from './vim-model.js';
 import { instantiateKernels, type Kernels } from './kernels.js';
@@ -25,9 +26,15 @@ export async function readModel(bytes: Uint8Array, file: string, options: Conver
   return packed;
 }
 
-/** An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on; options apply to checkpoints. */
-export async function readFloatModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<FloatModel> {
-  return isVimq(bytes) ? unpackFloat(await readModel(bytes, file), file) : checkpointModel(bytes, file, options);
+/**
+ * An fp32 model file (.vimq or checkpoint) -> the model the quantizer works on; options apply to checkpoints.
+ * Refused over maxMemory (checkMemory), since calibration runs it on the fp32 kernels.
+ */
+export async function readFloatModel(bytes: Uint8Array, file: string, options: ConvertOptions = {},
+                                     maxMemory = DEFAULT_MAX_MEMORY): Promise<FloatModel> {
+  const m = isVimq(bytes) ? unpackFloat(await readModel(bytes, file), file) : checkpointModel(bytes, file, options);
+  checkMemory([...m.tensors.values()].reduce((n, t) => n + t.byteLength, 0), m.metadata.config, file, maxMemory);
+  return m;
 }
 
 /** Kernels on shared memory and the pool of workers around them (a host's threads, e.g. node-threads.ts). */
@@ -51,19 +58,26 @@ async function instantiate({ metadata, data }: PackedModel, wasm: Uint8Array | W
 export const DEFAULT_MAX_MEMORY = 2 ** 31;
 
 /**
+ * Refuses a model whose weights and planned activations need more than maxMemory bytes of WebAssembly
+ * memory, before any is allocated: a small file may declare a huge input.
+ */
+function checkMemory(weightBytes: number, config: VimConfig, file: string, maxMemory: number): void {
+  const planned = weightBytes + runStateBytes(config);
+  if (planned > maxMemory) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    fail('BAD_MODEL', `${file}: needs ${mib(planned)} of WebAssembly memory (weights + activations), over the maxMemory limit of ${mib(maxMemory)}`);
+  }
+}
+
+/**
  * Any supported model bytes (.vimq, .pth, .safetensors) -> a model ready to run; options apply to checkpoints.
- * A model whose weights and planned activations need more than maxMemory bytes of WebAssembly memory is
- * refused before any is allocated (a small file may declare a huge input).
+ * Refused over maxMemory (checkMemory).
  */
 export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Array | WebAssembly.Module,
                                 options: ConvertOptions = {}, threads?: Threads,
                                 maxMemory = DEFAULT_MAX_MEMORY): Promise<LoadedModel> {
   const packed = await readModel(bytes, file, options);
-  const planned = packed.data.length + runStateBytes(packed.metadata.config);
-  if (planned > maxMemory) {
-    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    fail('BAD_MODEL', `${file}: needs ${mib(planned)} of WebAssembly memory (weights + activations), over the maxMemory limit of ${mib(maxMemory)}`);
-  }
+  checkMemory(packed.data.length, packed.metadata.config, file, maxMemory);
   return { metadata: packed.metadata, model: await instantiate(packed, wasm, threads) };
 }
 
