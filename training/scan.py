@@ -407,17 +407,23 @@ if HAVE_TRITON:
                     dD_part.sum(0).to(D.dtype), None)
 
     @triton.jit
-    def _conv_fwd_kernel(x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, uf_ptr, ub_ptr,
-                         L, E, s_xb, s_xt, s_ob, s_ot,
-                         K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
-        """One program = one image x all tokens (BLOCK_L >= L) x BLOCK_E channels.
-        u_f[t] = silu(bf + sum_k wf[k] x[t-K+1+k]),  u_b[t] = silu(bb + sum_k wb[k] x[t+K-1-k]) (zero padding).
-        x [Bsz, L, E] with strides (s_xb, s_xt, 1) (a column slice of in_proj's output); w [E, K]; u contiguous."""
+    def _conv_tile(L, E, s_ob, s_ot, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+        """One program's tile: image pid_b, all tokens offs_t (BLOCK_L >= L), BLOCK_E channels offs_e; `out`:
+        the offsets of its elements in u (and dx), `m` their mask."""
         pid_b = tl.program_id(0).to(tl.int64)
         offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
         offs_t = tl.arange(0, BLOCK_L)
         mask_e = offs_e < E
-        xb = x_ptr + pid_b * s_xb
+        out = pid_b * s_ob + offs_t[:, None] * s_ot + offs_e[None, :]
+        m = (offs_t < L)[:, None] & mask_e[None, :]
+        return pid_b, offs_t, offs_e, mask_e, out, m
+
+    @triton.jit
+    def _conv_pre(xb, wf_ptr, bf_ptr, wb_ptr, bb_ptr, offs_t, offs_e, mask_e, L, s_xt,
+                  K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+        """The conv pre-activations of both directions on one tile (the forward computes them, the backward
+        recomputes them rather than storing them): pre_f[t] = bf + sum_k wf[k] x[t-K+1+k],
+        pre_b[t] = bb + sum_k wb[k] x[t+K-1-k] (zero padding), [BLOCK_L, BLOCK_E] in fp32; xb: the image's x."""
         acc_f = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + \
             tl.load(bf_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
         acc_b = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + \
@@ -431,8 +437,18 @@ if HAVE_TRITON:
             xv = tl.load(xb + tb[:, None] * s_xt + offs_e[None, :],
                          mask=((tb >= 0) & (tb < L))[:, None] & mask_e[None, :], other=0.0).to(tl.float32)
             acc_b += xv * tl.load(wb_ptr + offs_e * K + k, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-        out = pid_b * s_ob + offs_t[:, None] * s_ot + offs_e[None, :]
-        m = (offs_t < L)[:, None] & mask_e[None, :]
+        return acc_f, acc_b
+
+    @triton.jit
+    def _conv_fwd_kernel(x_ptr, wf_ptr, bf_ptr, wb_ptr, bb_ptr, uf_ptr, ub_ptr,
+                         L, E, s_xb, s_xt, s_ob, s_ot,
+                         K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+        """One program = one image x all tokens (BLOCK_L >= L) x BLOCK_E channels.
+        u_f[t] = silu(bf + sum_k wf[k] x[t-K+1+k]),  u_b[t] = silu(bb + sum_k wb[k] x[t+K-1-k]) (zero padding).
+        x [Bsz, L, E] with strides (s_xb, s_xt, 1) (a column slice of in_proj's output); w [E, K]; u contiguous."""
+        pid_b, offs_t, offs_e, mask_e, out, m = _conv_tile(L, E, s_ob, s_ot, BLOCK_L, BLOCK_E)
+        xb = x_ptr + pid_b * s_xb
+        acc_f, acc_b = _conv_pre(xb, wf_ptr, bf_ptr, wb_ptr, bb_ptr, offs_t, offs_e, mask_e, L, s_xt, K, BLOCK_L, BLOCK_E)
         tl.store(uf_ptr + out, acc_f * tl.sigmoid(acc_f), mask=m)
         tl.store(ub_ptr + out, acc_b * tl.sigmoid(acc_b), mask=m)
 
@@ -444,26 +460,9 @@ if HAVE_TRITON:
         strides as u per direction), bias and weight partial sums over tokens -> db [Bsz, 2, E], dw [Bsz, 2, K, E].
         Phase 2 (after a barrier, it reads neighbours' g): dx[s] = sum_k wf[k] g_f[s+K-1-k] + wb[k] g_b[s-K+1+k].
         dx is contiguous [Bsz, L, E] in x's dtype."""
-        pid_b = tl.program_id(0).to(tl.int64)
-        offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-        offs_t = tl.arange(0, BLOCK_L)
-        mask_e = offs_e < E
+        pid_b, offs_t, offs_e, mask_e, out, m = _conv_tile(L, E, s_ob, s_ot, BLOCK_L, BLOCK_E)
         xb = x_ptr + pid_b * s_xb
-        acc_f = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + \
-            tl.load(bf_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-        acc_b = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + \
-            tl.load(bb_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-        for k in tl.static_range(K):
-            tf = offs_t - (K - 1) + k
-            xf = tl.load(xb + tf[:, None] * s_xt + offs_e[None, :],
-                         mask=((tf >= 0) & (tf < L))[:, None] & mask_e[None, :], other=0.0).to(tl.float32)
-            acc_f += xf * tl.load(wf_ptr + offs_e * K + k, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-            tb = offs_t + (K - 1) - k
-            xv = tl.load(xb + tb[:, None] * s_xt + offs_e[None, :],
-                         mask=((tb >= 0) & (tb < L))[:, None] & mask_e[None, :], other=0.0).to(tl.float32)
-            acc_b += xv * tl.load(wb_ptr + offs_e * K + k, mask=mask_e, other=0.0).to(tl.float32)[None, :]
-        out = pid_b * s_ob + offs_t[:, None] * s_ot + offs_e[None, :]
-        m = (offs_t < L)[:, None] & mask_e[None, :]
+        acc_f, acc_b = _conv_pre(xb, wf_ptr, bf_ptr, wb_ptr, bb_ptr, offs_t, offs_e, mask_e, L, s_xt, K, BLOCK_L, BLOCK_E)
         sf = tl.sigmoid(acc_f)
         sb = tl.sigmoid(acc_b)
         g_f = tl.load(guf_ptr + out, mask=m, other=0.0) * sf * (1.0 + acc_f * (1.0 - sf))
