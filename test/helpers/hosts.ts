@@ -97,6 +97,16 @@ export const workerdBinary = () => runtimeBinary({
   'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64',
 }, 'bin/workerd', 'workerd');
 
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Debian's headless Chromium driven by playwright-core, with its profile in `userDataDir`; the caller closes it. */
+export async function launchChromium(userDataDir: string, options: Record<string, unknown> = {}) {
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, ...options });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
