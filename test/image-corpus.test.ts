@@ -1,23 +1,23 @@
 // Every file of the public image corpus (Pillow's Tests/images subset and the PngSuite, ~888 files; kept
 // outside the repository in ../shared/image-corpus, or $VIMEDGE_IMAGE_CORPUS) through every host's decoder,
 // against Debian's Pillow 9.4 `Image.open(f).convert('RGB')` (tools/make_corpus_reference.py, cached in
-// test/fixtures/generated/): Node (sharp), the web hosts' decoders run by Node, and the browser build
-// (dist/browser/vimedge.js, its `decodeImage`) in Deno and in headless Chromium, all files in one process or
-// page. A file PIL opens must decode to PIL's bytes, unless the host documents that it cannot read that kind
+// test/fixtures/generated/): Node (sharp), the web hosts' decoders run by Node, the browser build
+// (dist/browser/vimedge.js, its `decodeImage`) in Deno and in headless Chromium, and the worker build in
+// workerd, all files in one process, page or isolate. A file PIL opens must decode to PIL's bytes, unless the host documents that it cannot read that kind
 // of file (docs/API.md, "Decoding"); a file PIL refuses must get the same answer on every host, so that hosts
 // never disagree on a damaged file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { decodeEncoded } from '../src/hosts/web-decode.js';
 import { VimedgeError } from '../src/errors.js';
 import type { RawImage } from '../src/preprocess/raw-image.js';
-import { ROOT, WEB_DECODERS, denoBinary, ensureBuilt, launchChromium } from './helpers/hosts.js';
+import { ROOT, WEB_DECODERS, denoBinary, ensureBuilt, launchChromium, serveWorkerd } from './helpers/hosts.js';
 
 const CORPUS = process.env.VIMEDGE_IMAGE_CORPUS ?? join(ROOT, '..', 'shared', 'image-corpus');
 const SCRIPT = join(ROOT, 'tools/make_corpus_reference.py');
@@ -118,6 +118,43 @@ async function chromiumVerdicts(files: string[]): Promise<Verdicts> {
   }
 }
 
+/** The worker build (dist/worker/vimedge.js) in workerd: one isolate, each file POSTed to it. */
+async function workerdVerdicts(files: string[]): Promise<Verdicts> {
+  const dir = join(tmp, 'workerd');
+  cpSync(join(ROOT, 'dist/worker'), dir, { recursive: true });
+  cpSync(join(ROOT, VERDICTS_SCRIPT), join(dir, 'corpus-verdicts.js'));
+  writeFileSync(join(dir, 'worker.js'), `import { decodeImage, VimedgeError } from './vimedge.js';
+import { corpusVerdicts } from './corpus-verdicts.js';
+export default {
+  async fetch(request) {
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    const { file } = await corpusVerdicts({ decodeImage, VimedgeError }, ['file'], async () => bytes);
+    return Response.json(file);
+  },
+};
+`);
+  const modules = ['worker.js', 'corpus-verdicts.js', 'vimedge.js'].map((m) => `(name = "${m}", esModule = embed "${m}")`)
+    .concat(['vimedge.wasm', 'mozjpeg_dec.wasm', 'webp_dec.wasm'].map((m) => `(name = "${m}", wasm = embed "${m}")`));
+  writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "decode", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "decode") ],
+);
+const worker :Workerd.Worker = (modules = [ ${modules.join(', ')} ], compatibilityDate = "2025-01-01");
+`);
+  const { url, proc, log } = await serveWorkerd(dir);
+  try {
+    const verdicts: Verdicts = {};
+    for (const file of files) {
+      const res = await fetch(url, { method: 'POST', body: readFileSync(join(CORPUS, file)) });
+      verdicts[file] = res.ok ? await res.json() as Verdict : { crashed: `HTTP ${res.status}: ${await res.text()} ${log()}` };
+    }
+    return verdicts;
+  } finally {
+    proc.kill('SIGKILL');
+  }
+}
+
 const FIVE = new Set(['PNG', 'GIF', 'BMP', 'JPEG', 'MPO', 'WEBP']); // MPO: a JPEG with more frames
 const otherFormat = (ref: Reference) => ref.format === undefined || !FIVE.has(ref.format);
 
@@ -141,6 +178,7 @@ const HOSTS: Record<string, Host> = {
   },
   web: { verdicts: inProcess((bytes, name) => decodeEncoded(bytes, name, WEB_DECODERS)), column: 'Deno, workerd', documented: WEB_REFUSALS },
   deno: { verdicts: denoVerdicts, column: 'Deno, workerd', documented: WEB_REFUSALS },
+  workerd: { verdicts: workerdVerdicts, column: 'Deno, workerd', documented: WEB_REFUSALS },
   // Formats the build's decoders do not read go to Chromium's own (createImageBitmap), which reads no TIFF.
   chromium: {
     verdicts: chromiumVerdicts,
@@ -174,7 +212,7 @@ function formatTable(): Map<string, Record<string, string>> {
  */
 const KNOWN_DIFFERENCES: Record<string, string[]> = {
   // Corrupt entropy-coded data: jSquash's MozJPEG (libjpeg-turbo code of 2017) recovers otherwise than Pillow's.
-  'pillow/Tests/images/hopper_bad_exif.jpg': ['web', 'deno', 'chromium'],
+  'pillow/Tests/images/hopper_bad_exif.jpg': ['web', 'deno', 'workerd', 'chromium'],
 };
 
 /** How a host's verdict on a file compares with PIL's; a problem names the file and what went wrong. */
@@ -216,7 +254,9 @@ test('docs/API.md\'s format table documents every refusal the hosts are allowed'
 for (const [name, host] of Object.entries(HOSTS)) {
   test(`${name}: every corpus file PIL opens decodes to PIL's bytes or is a documented refusal`, async () => {
     assert.ok(files.length > 800, `${files.length} corpus files`);
+    const started = performance.now();
     const verdicts = results[name] = await host.verdicts(files);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const counts: Record<string, number> = {};
     const problems: string[] = [];
     for (const file of files) {
@@ -225,7 +265,7 @@ for (const [name, host] of Object.entries(HOSTS)) {
       counts[outcome] = (counts[outcome] ?? 0) + 1;
       if (problem) problems.push(problem);
     }
-    console.log(`  ${name}: ${JSON.stringify(counts)}`);
+    console.log(`  ${name} (${seconds} s): ${JSON.stringify(counts)}`);
     assert.equal(problems, [], problems.join('\n'));
   });
 }

@@ -151,9 +151,17 @@ export async function serveEdgeWorker(modelFile: string, dir: string): Promise<E
   for (const f of ['worker.js', 'config.capnp']) copyFileSync(path.join(ROOT, 'examples/edge-worker', f), path.join(example, f));
   copyFileSync(modelFile, path.join(example, 'model.vimq'));
   cpSync(path.join(ROOT, 'dist/worker'), path.join(dir, 'dist/worker'), { recursive: true });
+  return serveWorkerd(example);
+}
+
+/**
+ * `workerd serve config.capnp` in `dir`, its socket "http" on a free port of 127.0.0.1. Resolves once workerd
+ * answers; the caller stops `proc`.
+ */
+export async function serveWorkerd(dir: string): Promise<EdgeWorker> {
   const port = await freePort();
   const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`],
-    { cwd: example, stdio: ['ignore', 'pipe', 'pipe'] });
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
