@@ -1,11 +1,12 @@
 /**
  * The public API, the same on every host (docs/API.md): what every entry exports besides its
- * `loadClassifier` and its own source and image types.
+ * `loadClassifier`, its `decodeImage` and its own source and image types.
  *
  *   const clf = await loadClassifier(source, options?);   // per host: src/index.ts, src/hosts/{browser,worker}.ts
  *   const top = await clf.classify(image, { topK: 5 });   // [{ label, index, score }], best first
  *   clf.info;                                              // labels, config, preprocessing, source
  *   clf.dispose();
+ *   const pixels = await decodeImage(image);              // the RGB pixels classify preprocesses
  *
  * Host-neutral (no Node built-ins, no DOM): the hosts supply how bytes are fetched or read and how an image
  * becomes RGB pixels (src/hosts/); everything after the pixels is src/classifier.ts, one path on every host.
@@ -14,7 +15,7 @@ import type { ConvertOptions } from './convert/checkpoint.js';
 
 export { VimedgeError } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export type { ClassifyOptions, ImageClassifier, ModelInfo, Prediction } from './classifier.js';
+export type { ClassifyOptions, DecodeImageOptions, ImageClassifier, ModelInfo, Prediction } from './classifier.js';
 export type { PreprocessSpec } from './preprocess/pipeline.js';
 export type { RawImage } from './preprocess/raw-image.js';
 export type { VimConfig } from './model/config.js';

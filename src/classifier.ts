@@ -44,6 +44,19 @@ export interface ImageClassifier<Image> {
 /** Turns whatever a host accepts as an image into RGB (or greyscale) pixels, refusing more than maxPixels. */
 export type ImageDecoder<Image> = (image: Image, maxPixels: number) => Promise<RawImage>;
 
+/** The options of `decodeImage`: the pixel limit `classify` applies. */
+export type DecodeImageOptions = Pick<ClassifyOptions, 'maxPixels'>;
+
+/** A host's decoder as the public `decodeImage(image, options?)`: the pixels `classify` preprocesses. */
+export function publicDecoder<Image>(decode: ImageDecoder<Image>): (image: Image, options?: DecodeImageOptions) => Promise<RawImage> {
+  return async (image, options = {}) => {
+    if (options === null || typeof options !== 'object') fail('BAD_ARGUMENT', 'decodeImage options must be an object');
+    const { maxPixels = DEFAULT_MAX_PIXELS } = options;
+    checkMaxPixels(maxPixels);
+    return decode(image, maxPixels);
+  };
+}
+
 const DEFAULT_TOP_K = 5;
 
 /** Softmax in float64 (scores are compared across hosts to 1e-6). */

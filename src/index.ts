@@ -5,7 +5,7 @@
  * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
 import type { BinaryData, FetchLimits, LoadOptions } from './api.js';
-import { createClassifier, type ImageClassifier } from './classifier.js';
+import { createClassifier, publicDecoder, type ImageClassifier } from './classifier.js';
 import { isRawImage, type RawImage } from './preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, fetchLimits, isBinary } from './hosts/loading.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
@@ -34,6 +34,9 @@ const decoder = (limits?: FetchLimits) => async (image: NodeImage, maxPixels: nu
   }
   return fail('BAD_IMAGE', 'image: expected a path, a URL, bytes or decoded pixels ({ width, height, channels, data })');
 };
+
+/** An image decoded to the RGB pixels `classify` preprocesses (PIL's `Image.open(f).convert('RGB')`). */
+export const decodeImage = publicDecoder(decoder());
 
 /**
  * Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly); without a source, the

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { loadClassifier, type NodeClassifier } from '../src/index.js';
+import { decodeImage, loadClassifier, type NodeClassifier } from '../src/index.js';
 import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { FIVE_IMAGES, LABELS, prepareModel } from './helpers/hosts.js';
 import { rejects } from './helpers/rejects.js';
@@ -45,6 +45,22 @@ test('every image form gives the same answer: path, file: URL, bytes, ArrayBuffe
   const logits = await clf.logits(image);
   assert.is(logits.length, 10);
   assert.is(want[0].index, logits.indexOf(Math.max(...logits)));
+});
+
+test('decodeImage: the pixels classify sees, from every image form; its pixel limit; bad options', async () => {
+  const bytes = new Uint8Array(readFileSync(image));
+  const pixels = await decodeImage(image);
+  assert.equal(pixels, await decodeImageBytes(bytes, image));
+  assert.equal(await decodeImage(bytes), pixels);
+  assert.equal(await decodeImage(pathToFileURL(image)), pixels);
+  assert.equal(await decodeImage(pixels), pixels);
+  assert.equal(await clf.classify(pixels), await clf.classify(image));
+  const size = pixels.width * pixels.height;
+  await rejects(decodeImage(image, { maxPixels: size - 1 }), 'BAD_IMAGE', `limit of ${size - 1}`);
+  assert.is((await decodeImage(image, { maxPixels: size })).width, pixels.width);
+  await rejects(decodeImage(image, { maxPixels: 0 }), 'BAD_ARGUMENT', 'maxPixels');
+  await rejects(decodeImage(image, null as never), 'BAD_ARGUMENT', 'decodeImage options must be an object');
+  await rejects(decodeImage(42 as never), 'BAD_IMAGE', 'expected a path');
 });
 
 test('model sources: bytes, file: URL and a .pth checkpoint converted on the fly give the same model', async () => {

@@ -11,17 +11,14 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
 import {
-  FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, prepareModel, serveEdgeWorker, type EdgeWorker,
-  type TopPrediction,
+  FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, launchChromium, prepareModel, serveEdgeWorker,
+  type EdgeWorker, type TopPrediction,
 } from './helpers/hosts.js';
 
 const results: Record<string, TopPrediction[][]> = {};
 let model: { dir: string; file: string };
 const cleanup: (() => unknown)[] = [];
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-hosts-'));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 test.before(async () => {
   ensureBuilt();
@@ -172,10 +169,7 @@ async function pageUrl(query = ''): Promise<string> {
 }
 
 async function launch(options: Record<string, unknown>) {
-  const { chromium } = await import('playwright-core');
-  const context = await chromium.launchPersistentContext(mkdtempSync(path.join(tmp, 'chromium-')), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, ...options,
-  });
+  const context = await launchChromium(mkdtempSync(path.join(tmp, 'chromium-')), options);
   cleanup.push(() => context.close().catch(() => {}));
   return context;
 }

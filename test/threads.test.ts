@@ -119,7 +119,7 @@ test('public API: { threads: 2 } gives the same scores; bad counts and threads w
   const wasm = await readKernelWasm();
   await rejects(() => loadClassifier(file, { threads: 2, wasm }), 'BAD_ARGUMENT', /leave out wasm/);
   const web = webHost({ wasm: () => wasm, jpeg: () => wasm, webp: () => wasm });
-  await rejects(() => web(file, { threads: 2 }), 'BAD_ARGUMENT', /threads > 1 needs Web Workers; this host runs one thread/);
+  await rejects(() => web.loadClassifier(file, { threads: 2 }), 'BAD_ARGUMENT', /threads > 1 needs Web Workers; this host runs one thread/);
 });
 
 test('web threads: a page that is not cross-origin isolated, or a host without Web Workers, is told so', async () => {

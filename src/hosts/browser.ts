@@ -16,8 +16,11 @@ import { webHost } from './web.js';
 export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
-/** Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels. */
-export const loadClassifier = webHost({
+/**
+ * `loadClassifier`: a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels;
+ * `decodeImage`: an image's RGB pixels, as `classify` sees them.
+ */
+export const { loadClassifier, decodeImage } = webHost({
   wasm: () => base64Bytes(PORTABLE),
   jpeg: () => inlineDecoderWasm('jpeg'),
   webp: () => inlineDecoderWasm('webp'),

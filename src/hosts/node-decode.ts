@@ -7,8 +7,10 @@
  * embedded ICC profile is ignored (`ignoreIcc`); alpha is dropped, not composited; greyscale is replicated and
  * palettes expanded; the first frame of an animation. Two PIL conversions sharp does differently are done
  * here: CMYK -> RGB with PIL's naive formula (sharp would colour-manage), and 16-bit greyscale, which PIL
- * (signed too, in TIFF) opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour keeps its high byte
- * in both. A compressed TIFF's Orientation tag is applied, as Pillow does (tiff-orientation.ts).
+ * (signed too, in TIFF) opens as a 32-bit integer image and clips to 0..255 (sharp would scale). 16-bit colour
+ * keeps its high byte, as in PIL's `;16` unpackers. Two TIFF tags are followed as Pillow follows them
+ * (tiff-tags.ts): a compressed TIFF's Orientation, and 16-bit associated (premultiplied) alpha, which PIL
+ * divides out of the high bytes.
  *
  * sharp is an optional dependency, loaded on the first decode: where it is not installed (`npm install
  * --omit=optional`, a deploy built for another platform), JPEG and WebP are decoded by the jSquash decoders
@@ -21,7 +23,7 @@ import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { inlineDecoderWasm } from './inline-decoders.js';
 import { fail } from '../errors.js';
 import { checkImageSize, sniffFormat } from './image-format.js';
-import { applyOrientation, tiffOrientation } from './tiff-orientation.js';
+import { applyOrientation, tiffOrientation, withUnassociatedAlpha } from './tiff-tags.js';
 
 type SharpFactory = typeof import('sharp').default;
 
@@ -74,14 +76,26 @@ async function rawPixels(pipeline: Sharp, header: Header): Promise<Buffer> {
   return data;
 }
 
-async function decodeRgb(sharp: SharpFactory, bytes: Uint8Array, header: Header, options: SharpOptions): Promise<Uint8Array> {
+/** The samples as PIL unpacks them to 8 bits: 16-bit ones keep their high byte (libvips would round). */
+async function samples8(pipeline: Sharp, header: Header): Promise<Uint8Array> {
+  if (header.depth !== 'ushort') return rawPixels(pipeline.raw(), header);
+  const raw = Uint8Array.from(await rawPixels(pipeline.raw({ depth: 'ushort' }), header)); // a copy, aligned
+  return Uint8Array.from(new Uint16Array(raw.buffer), (v) => v >> 8); // host byte order
+}
+
+/**
+ * RGB bytes of an image sharp reads. `premultiplied`: 16-bit RGB with associated alpha, given with its alpha
+ * relabelled unassociated so that libvips keeps the stored samples (tiff-tags.ts).
+ */
+async function decodeRgb(sharp: SharpFactory, bytes: Uint8Array, header: Header, options: SharpOptions,
+                         premultiplied: boolean): Promise<Uint8Array> {
   const input = sharp(bytes, options);
   const { width, height } = header;
   const pixels = width * height;
   const rgb = new Uint8Array(pixels * 3);
   if (header.space === 'cmyk') {
     // Keeping the pipeline in CMYK gives the file's inks as stored (Adobe inversion undone, as PIL does).
-    const cmyk = await rawPixels(input.removeAlpha().pipelineColourspace('cmyk').toColourspace('cmyk').raw(), header);
+    const cmyk = await samples8(input.removeAlpha().pipelineColourspace('cmyk').toColourspace('cmyk'), header);
     for (let i = 0; i < pixels; i++) {
       const k = 255 - cmyk[4 * i + 3];
       for (let c = 0; c < 3; c++) rgb[3 * i + c] = mulDiv255(255 - cmyk[4 * i + c], k);
@@ -91,6 +105,13 @@ async function decodeRgb(sharp: SharpFactory, bytes: Uint8Array, header: Header,
     const raw = Uint8Array.from(await rawPixels(input.toColourspace('grey16').raw({ depth: header.depth }), header));
     const grey = header.depth === 'short' ? new Int16Array(raw.buffer) : new Uint16Array(raw.buffer); // host byte order
     for (let i = 0; i < pixels; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.min(Math.max(grey[i], 0), 255);
+  } else if (premultiplied) {
+    // PIL's RGBa;16 unpackers: the high bytes, colour divided by alpha in integers, clipped; 0 where alpha is 0.
+    const rgba = await samples8(input.toColourspace('rgb16'), header);
+    for (let i = 0; i < pixels; i++) {
+      const alpha = rgba[4 * i + 3];
+      for (let c = 0; c < 3; c++) rgb[3 * i + c] = alpha === 0 ? 0 : Math.min(Math.trunc(rgba[4 * i + c] * 255 / alpha), 255);
+    }
   } else {
     rgb.set(await rawPixels(input.removeAlpha().toColourspace('srgb').raw(), header));
   }
@@ -124,8 +145,11 @@ export async function decodeImageBytes(bytes: Uint8Array, name: string, opts: De
   checkImageSize({ width, height }, name, maxPixels);
   // failOn 'error': libjpeg/libpng warnings (which PIL ignores) pass; truncated or corrupt data does not.
   const options = { ignoreIcc: true, limitInputPixels: maxPixels, failOn: 'error', pages: 1 } as const;
+  const header = { ...meta, width, height };
+  const stored = meta.format === 'tiff' && meta.depth === 'ushort' && meta.channels === 4 && meta.space !== 'cmyk'
+    ? withUnassociatedAlpha(bytes) : undefined;
   try {
-    const image: DecodedImage = { width, height, channels: 3, data: await decodeRgb(sharp, bytes, { ...meta, width, height }, options) };
+    const image: DecodedImage = { width, height, channels: 3, data: await decodeRgb(sharp, stored ?? bytes, header, options, stored !== undefined) };
     return meta.format === 'tiff' ? applyOrientation(image, tiffOrientation(bytes)) as DecodedImage : image;
   } catch (err) {
     fail('BAD_IMAGE', `${name}: cannot decode image (${reason(err)})`);

@@ -5,7 +5,7 @@
  * WebAssembly comes from by default.
  */
 import type { BinaryData, LoadOptions, WasmSource } from '../api.js';
-import { createClassifier, type ImageClassifier } from '../classifier.js';
+import { createClassifier, publicDecoder, type ImageClassifier } from '../classifier.js';
 import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
 import { decodeEncoded, type DecoderModules } from './web-decode.js';
@@ -204,17 +204,23 @@ function lazyModule(source: () => WasmSource | Promise<WasmSource>, what: string
 /** One set of decoder modules per entry: the codecs keep a single instance each (web-decode.ts). */
 let decoders: DecoderModules | undefined;
 
+/** The realm's decoder modules: the codecs hold one instance each, so the first caller's choice is kept. */
+function realmDecoders(defaults: WebDefaults, given: WebLoadOptions['decoders'] = {}): DecoderModules {
+  return decoders ??= {
+    jpeg: lazyModule(() => given.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
+    webp: lazyModule(() => given.webp ?? defaults.webp(), 'webp_dec.wasm'),
+  };
+}
+
+/** An entry's `loadClassifier` and `decodeImage`, with its default WebAssembly. */
 export function webHost(defaults: WebDefaults) {
   const kernels = lazyModule(defaults.wasm, 'vimedge.wasm');
   const threadsKernels = defaults.threads && lazyModule(defaults.threads.wasm, 'vimedge.mt.wasm');
-  return async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
+  const decodeImage = publicDecoder((image: WebImage, maxPixels) => webDecoder(realmDecoders(defaults))(image, maxPixels));
+  async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
     const threads = checkLoadOptions(options);
     if (threads > 1 && !defaults.threads) fail('BAD_ARGUMENT', 'threads > 1 needs Web Workers; this host runs one thread');
-    // The codecs hold one instance each per JS realm, so the first loadClassifier's decoders are kept.
-    decoders ??= {
-      jpeg: lazyModule(() => options.decoders?.jpeg ?? defaults.jpeg(), 'mozjpeg_dec.wasm'),
-      webp: lazyModule(() => options.decoders?.webp ?? defaults.webp(), 'webp_dec.wasm'),
-    };
+    const decoders = realmDecoders(defaults, options.decoders);
     // With threads, a wasm given is the threads build (the Deno entry passes its own); else the default one.
     const wasm = options.wasm !== undefined ? await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm')
       : threads > 1 ? await threadsKernels!() : await kernels();
@@ -223,5 +229,6 @@ export function webHost(defaults: WebDefaults) {
       model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert, maxMemory: options.maxMemory,
       threads: threads > 1 ? await createWebThreads(threads, wasm, defaults.threads!.worker()) : undefined,
     });
-  };
+  }
+  return { loadClassifier, decodeImage };
 }

@@ -15,5 +15,8 @@ import { webHost } from './web.js';
 export * from '../api.js';
 export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
 
-/** Loads a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled kernels. */
-export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });
+/**
+ * `loadClassifier`: a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled
+ * kernels; `decodeImage`: an image's RGB pixels, as `classify` sees them.
+ */
+export const { loadClassifier, decodeImage } = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });

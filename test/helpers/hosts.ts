@@ -97,6 +97,16 @@ export const workerdBinary = () => runtimeBinary({
   'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64',
 }, 'bin/workerd', 'workerd');
 
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Debian's headless Chromium driven by playwright-core, with its profile in `userDataDir`; the caller closes it. */
+export async function launchChromium(userDataDir: string, options: Record<string, unknown> = {}) {
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, ...options });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -141,9 +151,17 @@ export async function serveEdgeWorker(modelFile: string, dir: string): Promise<E
   for (const f of ['worker.js', 'config.capnp']) copyFileSync(path.join(ROOT, 'examples/edge-worker', f), path.join(example, f));
   copyFileSync(modelFile, path.join(example, 'model.vimq'));
   cpSync(path.join(ROOT, 'dist/worker'), path.join(dir, 'dist/worker'), { recursive: true });
+  return serveWorkerd(example);
+}
+
+/**
+ * `workerd serve config.capnp` in `dir`, its socket "http" on a free port of 127.0.0.1. Resolves once workerd
+ * answers; the caller stops `proc`.
+ */
+export async function serveWorkerd(dir: string): Promise<EdgeWorker> {
   const port = await freePort();
   const proc = spawn(workerdBinary(), ['serve', 'config.capnp', '--socket-addr', `http=127.0.0.1:${port}`],
-    { cwd: example, stdio: ['ignore', 'pipe', 'pipe'] });
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
