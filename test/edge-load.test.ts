@@ -88,11 +88,11 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       const which = i % images.length;
       const t0 = performance.now();
       const response = await fetch(url, { method: 'POST', body: bad ? damaged : images[which], headers: { 'content-type': which < 4 || bad ? 'image/png' : 'image/jpeg' } });
-      const body = await response.json() as { predictions?: { label: string; index: number; score: number }[]; error?: string };
+      const body = await response.json() as { predictions?: { label: string; index: number; score: number }[]; code?: string; message?: string };
       const ms = performance.now() - t0;
       if (response.status >= 500) { counts.status5xx++; problems.push(`request ${i}: ${response.status} ${JSON.stringify(body)}`); return; }
       if (bad) {
-        if (response.status === 400 && typeof body.error === 'string') counts.refused++;
+        if (response.status === 422 && body.code === 'BAD_IMAGE') counts.refused++;
         else { counts.other++; problems.push(`request ${i} (damaged): ${response.status} ${JSON.stringify(body)}`); }
         return;
       }
@@ -125,7 +125,7 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     const rssSlope = slope(half.map((s) => s.done), half.map((s) => s.bytes));
     const mb = (b: number) => (b / 2 ** 20).toFixed(1);
     console.log(`edge-load: ${REQUESTS} requests at concurrency ${CONCURRENCY} in ${seconds.toFixed(1)} s (${(REQUESTS / seconds).toFixed(0)}/s): `
-      + `${counts.ok} answered right, ${counts.refused} damaged images refused (400), ${counts.cutOff} cut off mid-body, `
+      + `${counts.ok} answered right, ${counts.refused} damaged images refused (422), ${counts.cutOff} cut off mid-body, `
       + `${counts.wrong} wrong, ${counts.status5xx} 5xx, ${counts.other} other; latency p50 ${percentile(latencies, 0.5).toFixed(1)} ms, `
       + `p99 ${percentile(latencies, 0.99).toFixed(1)} ms; workerd RSS ${mb(rss[0].bytes)} -> ${mb(rss.at(-1)!.bytes)} MB `
       + `(max ${mb(Math.max(...rss.map((s) => s.bytes)))} MB), slope over the second half ${rssSlope.toFixed(0)} B/request`);
