@@ -11,8 +11,8 @@ import { FIVE_IMAGES, IMAGES_DIR, prepareModel } from './helpers/hosts.js';
 import { headerOnlyPng } from './helpers/png.js';
 import { rejects } from './helpers/rejects.js';
 
-const PNG = readFileSync(FIVE_IMAGES[3]);
-const JPEG = readFileSync(FIVE_IMAGES[0]);
+const PNG = new Uint8Array(readFileSync(FIVE_IMAGES[3]));
+const JPEG = new Uint8Array(readFileSync(FIVE_IMAGES[0]));
 let model: { dir: string; file: string };
 let clf: NodeClassifier;
 
@@ -54,12 +54,12 @@ for (const [host, create] of [['Node', createClassifyHandler], ['web build', cre
     await expectRefusal(await handle(post(new Uint8Array(10), { 'content-length': '200001' })), 413, 'BODY_TOO_LARGE', /body over 200000 bytes/);
     const endless = new ReadableStream({ pull(c) { c.enqueue(new Uint8Array(64 * 1024)); } });
     await expectRefusal(await handle(post(endless)), 413, 'BODY_TOO_LARGE', /body over/);
-    await expectRefusal(await handle(post(headerOnlyPng(2000, 1000))), 422, 'BAD_IMAGE', /over the limit of 1000000/);
+    await expectRefusal(await handle(post(new Uint8Array(headerOnlyPng(2000, 1000)))), 422, 'BAD_IMAGE', /over the limit of 1000000/);
   });
 }
 
 test('TIFF: 200 on Node (sharp reads it), 415 on the web build (no decoder there)', async () => {
-  const tiff = readFileSync(`${IMAGES_DIR}/rocket_130x87.tif`);
+  const tiff = new Uint8Array(readFileSync(`${IMAGES_DIR}/rocket_130x87.tif`));
   assert.is((await createClassifyHandler({ model: model.file })(post(tiff))).status, 200);
   await expectRefusal(await createWebHandler({ model: readFileSync(model.file) })(post(tiff)), 415, 'BAD_IMAGE', /not a JPEG, PNG, GIF, WebP or BMP/);
 });

@@ -139,7 +139,7 @@ test('workerd: 4xx JSON errors for wrong methods, non-images, corrupt and oversi
   const jpeg = readFileSync(FIVE_IMAGES[0]);
   await expect(await post(url, jpeg.subarray(0, jpeg.length >> 1), 'image/jpeg'), 422, 'BAD_IMAGE', /cannot decode JPEG/);
   // 5000 x 4000 = 20 megapixels, over the example's 16: refused from the header, before decoding.
-  await expect(await post(url, headerOnlyPng(5000, 4000), 'image/png'), 422, 'BAD_IMAGE', /over the limit of 16000000/);
+  await expect(await post(url, new Uint8Array(headerOnlyPng(5000, 4000)), 'image/png'), 422, 'BAD_IMAGE', /over the limit of 16000000/);
   await expect(await postDeclaring(url, 9 * 1024 * 1024), 413, 'BODY_TOO_LARGE', /body over/);
   // No Content-Length (chunked): refused while streaming.
   const chunks = new ReadableStream({
