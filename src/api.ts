@@ -1,4 +1,3 @@
-/// <reference lib="esnext.disposable" />
 /**
  * The public API, the same on every host (docs/API.md): what every entry exports besides its
  * `loadClassifier` and its own source and image types.

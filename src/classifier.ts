@@ -1,3 +1,5 @@
+// Symbol.dispose in the emitted types, for projects whose `lib` predates it (preserve: kept in the .d.ts).
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * The classifier, one path on every host: an image in any form of the input contract (hosts/image-input.ts) is
  * read and decoded to pixels by the host's decoder, preprocessed exactly as the model was evaluated, run, and

@@ -186,7 +186,8 @@ function serveWithCsp(dir: string): Promise<Server> {
     const wasm = policy === 'ok' ? " 'wasm-unsafe-eval'" : '';
     if (!file.startsWith(dir) || !existsSync(file)) return void res.writeHead(404).end();
     const type = file.endsWith('.html') ? 'text/html' : file.endsWith('.js') ? 'text/javascript' : 'application/octet-stream';
-    res.writeHead(200, { 'Content-Type': type, 'Content-Security-Policy': `script-src 'self'${wasm}` }).end(readFileSync(file));
+    const body = readFileSync(file);
+    res.writeHead(200, { 'Content-Type': type, 'Content-Length': body.length, 'Content-Security-Policy': `script-src 'self'${wasm}` }).end(body);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
