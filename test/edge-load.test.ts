@@ -1,5 +1,5 @@
 // The edge function of examples/edge-worker under load: workerd serving it on 127.0.0.1, a test client
-// sending 2,000 requests at concurrency 32 (loopback only). Among them, damaged images (must get 400, not
+// sending 2,000 requests at concurrency 32 (loopback only). Among them, damaged images (must get 422, not
 // 5xx) and requests cut off mid-body (the client drops the connection; nothing else may notice). Every good
 // answer must be the right one for its image (the Node classifier's top-1 and score); p50/p99 latency and
 // workerd's RSS over the run are reported. Needs `npm run build` (dist/worker) and the workerd package.
@@ -153,10 +153,10 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       for (let i = 0; i < 100; i += 10) {
         const statuses = await Promise.all(Array.from({ length: 10 }, () =>
           fetch(url, { method: 'POST', body, headers: { 'content-type': type } }).then(async (r) => { await r.arrayBuffer(); return r.status; })));
-        refusedAll += statuses.filter((st) => st === 400).length;
+        refusedAll += statuses.filter((st) => st === 422).length;
       }
       const grown = rssOf(server.pid!) - before;
-      console.log(`edge-load: 100 damaged ${type} requests: ${refusedAll} refused (400), workerd RSS +${mb(grown)} MB`);
+      console.log(`edge-load: 100 damaged ${type} requests: ${refusedAll} refused (422), workerd RSS +${mb(grown)} MB`);
       assert.is(refusedAll, 100);
       assert.ok(grown < 32 * 2 ** 20, `100 damaged ${type} requests grew workerd's RSS by ${mb(grown)} MB: a failed decode keeps its memory`);
     }
