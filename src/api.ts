@@ -1,16 +1,18 @@
 /**
  * The public API, the same on every host (docs/API.md): what every entry exports besides its
- * `loadClassifier` and its own source and image types.
+ * `loadClassifier` and `createClassifyHandler` (each bound to the host) and its image type (`ImageInput`, plus
+ * drawables in browsers).
  *
  *   const clf = await loadClassifier(source, options?);   // per host: src/index.ts, src/hosts/{browser,worker}.ts
  *   const top = await clf.classify(image, { topK: 5 });   // [{ label, index, score }], best first
- *   await clf.classify([a, b], { logits: true });           // [{ predictions, logits }, ...] in one pass
+ *   await clf.classify([a, b], { logits: true });          // [{ predictions, logits }, ...], one pass each
  *   await clf.embed(image);                                // the head's input: the final-normed class token
  *   clf.info;                                              // labels, config, preprocessing, source
  *   clf.dispose();                                         // or `using clf = ...` ([Symbol.dispose])
  *
- * Host-neutral (no Node built-ins, no DOM): the hosts supply how bytes are fetched or read and how an image
- * becomes RGB pixels (src/hosts/); everything after the pixels is src/classifier.ts, one path on every host.
+ * Host-neutral (no Node built-ins, no DOM): the hosts supply how paths are read and how bytes become RGB
+ * pixels (src/hosts/); every other step, from the input forms (hosts/image-input.ts) to the ranking
+ * (src/classifier.ts), is one path on every host.
  */
 import type { ConvertOptions } from './convert/checkpoint.js';
 
@@ -25,6 +27,12 @@ export type { VimConfig } from './model/config.js';
 
 /** Bytes in any of the forms the web platform hands them out (a Float32Array image is a tensor, not bytes). */
 export type BinaryData = Uint8Array | ArrayBuffer | ArrayBufferView;
+
+/**
+ * A model: a path or `file:` URL (hosts with files: Node, Deno), an `http(s):` URL, the file's bytes, a
+ * `Blob` / `File` or a `Response`.
+ */
+export type ModelSource = string | URL | BinaryData | Blob | Response;
 
 /**
  * Decoded 8-bit pixels, row-major: greyscale, RGB or RGBA (`channels` 1, 3 or 4); without `channels`, RGBA

@@ -4,7 +4,7 @@
  * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts).
  * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
-import type { BinaryData, ImageInput, LoadOptions } from './api.js';
+import type { ImageInput, LoadOptions, ModelSource } from './api.js';
 import { createClassifier, type ImageClassifier } from './classifier.js';
 import { checkLoadOptions, compileWasm, fetchLimits, isByteSource, sourceBytes } from './hosts/loading.js';
 import type { ImageHost } from './hosts/image-input.js';
@@ -16,9 +16,6 @@ import { createNodeThreads } from './hosts/node-threads.js';
 import { fail } from './errors.js';
 
 export * from './api.js';
-
-/** A model: a path, a file: or http(s): URL, the file's bytes, a Blob or a Response. */
-export type ModelSource = string | URL | BinaryData | Blob | Response;
 
 /** An image: every form of the input contract (src/api.ts `ImageInput`); paths and file: URLs read from disk. */
 export type NodeImage = ImageInput;

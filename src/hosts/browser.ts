@@ -15,7 +15,7 @@ import { classifyHandler } from './handler.js';
 import { webHost } from './web.js';
 
 export * from '../api.js';
-export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
+export type { WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
 
 /** Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels. */
 export const loadClassifier = webHost({

@@ -3,7 +3,7 @@
  * checked, bytes taken from whatever form they come in (within limits, with progress, abortable), WebAssembly
  * compiled. The hosts add how paths are read.
  */
-import type { BinaryData, FetchLimits, LoadOptions, WasmSource } from '../api.js';
+import type { BinaryData, FetchLimits, LoadOptions, ModelSource, WasmSource } from '../api.js';
 import { checkConvertOptions } from '../convert/checkpoint.js';
 import { checkOptions, fail, VimedgeError } from '../errors.js';
 
@@ -122,8 +122,8 @@ export async function fetchBytes(url: URL | string, what = String(url), options:
   }
 }
 
-/** Bytes, a Blob / File, a Response, a path or a URL: what `sourceBytes` reads. */
-export type ByteSource = BinaryData | Blob | Response | string | URL;
+/** Bytes, a Blob / File, a Response, a path or a URL: what `sourceBytes` reads, for a model or an encoded image. */
+export type ByteSource = ModelSource;
 
 export function isByteSource(value: unknown): value is ByteSource {
   return isBinary(value) || typeof value === 'string' || value instanceof URL

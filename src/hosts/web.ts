@@ -4,7 +4,7 @@
  * time. The entries (browser.ts, worker.ts and the generated Deno entry) differ only in where the
  * WebAssembly comes from by default.
  */
-import type { BinaryData, ImageInput, LoadOptions, WasmSource } from '../api.js';
+import type { ImageInput, LoadOptions, ModelSource, WasmSource } from '../api.js';
 import { createClassifier, type ImageClassifier } from '../classifier.js';
 import { rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
 import { checkLoadOptions, compileWasm, fetchBytes, fetchLimits, isByteSource, LOAD_OPTION_NAMES, sourceBytes,
@@ -14,9 +14,6 @@ import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { sniffFormat } from './image-format.js';
 import { createWebThreads } from './web-threads.js';
 import { checkOptions, fail } from '../errors.js';
-
-/** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
-export type ModelSource = BinaryData | URL | string | Response | Blob;
 
 /**
  * An image: every form of the input contract (src/api.ts `ImageInput`; encoded JPEG, PNG, GIF, WebP or BMP,

@@ -14,7 +14,7 @@ import { classifyHandler } from './handler.js';
 import { webHost } from './web.js';
 
 export * from '../api.js';
-export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
+export type { WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
 
 /** Loads a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled kernels. */
 export const loadClassifier = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });

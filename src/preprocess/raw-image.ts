@@ -21,14 +21,6 @@ export function checkMaxPixels(maxPixels: number): void {
   }
 }
 
-/** A RawImage given directly (decoded pixels), recognised by shape; the pipeline validates it fully. */
-export function isRawImage(value: unknown): value is RawImage {
-  if (value === null || typeof value !== 'object') return false;
-  const v = value as Partial<RawImage>;
-  return typeof v.width === 'number' && typeof v.height === 'number' && (v.channels === 1 || v.channels === 3)
-    && v.data instanceof Uint8Array;
-}
-
 /**
  * RGBA samples to RGB, alpha dropped as PIL's `convert('RGB')` does (not composited onto a background).
  * `shift` 8 keeps the high byte of 16-bit samples, as PIL does for 16-bit colour.
