@@ -6,7 +6,8 @@
  */
 import type { ImageInput, LoadOptions, ModelSource } from './api.js';
 import { createClassifier, type ImageClassifier } from './classifier.js';
-import { checkLoadOptions, compileWasm, fetchLimits, isByteSource, sourceBytes } from './hosts/loading.js';
+import { compileWasm, fetchLimits, isByteSource, sourceBytes } from './hosts/loading.js';
+import { checkLoadOptions } from './hosts/load-options.js';
 import type { ImageHost } from './hosts/image-input.js';
 import { classifyHandler } from './hosts/handler.js';
 import { decodeImageBytes } from './hosts/node-decode.js';

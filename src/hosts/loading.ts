@@ -1,34 +1,10 @@
 /**
- * What every host does to load a model or read an image, host-neutral (no Node built-ins, no DOM): the options
- * checked, bytes taken from whatever form they come in (within limits, with progress, abortable), WebAssembly
- * compiled. The hosts add how paths are read.
+ * What every host does to load a model or read an image, host-neutral (no Node built-ins, no DOM): bytes taken
+ * from whatever form they come in (within limits, with progress, abortable), WebAssembly compiled. The hosts add
+ * how paths are read; load-options.ts checks the options.
  */
 import type { BinaryData, FetchLimits, LoadOptions, ModelSource, WasmSource } from '../api.js';
-import { checkConvertOptions } from '../convert/checkpoint.js';
 import { checkOptions, fail, VimedgeError } from '../errors.js';
-
-/** Every LoadOptions name (the compiler keeps this list equal to the interface). */
-export const LOAD_OPTION_NAMES: Record<keyof LoadOptions, true> = {
-  wasm: true, convert: true, threads: true, maxMemory: true, fetch: true, onProgress: true, signal: true,
-};
-const FETCH_LIMIT_NAMES: Record<keyof FetchLimits, true> = { maxBytes: true, timeoutMs: true };
-
-/**
- * The options every host takes, checked before any reading, nested ones included (a host adds its own names);
- * the thread count (an integer from 1 to 256).
- */
-export function checkLoadOptions(options: LoadOptions, names: Record<string, true> = LOAD_OPTION_NAMES): number {
-  const { maxMemory, convert, onProgress, signal, threads = 1 } = checkOptions(options, 'loadClassifier options', names);
-  if (maxMemory !== undefined && !(typeof maxMemory === 'number' && maxMemory > 0)) {
-    fail('BAD_ARGUMENT', `maxMemory must be a positive number of bytes, got ${String(maxMemory)}`);
-  }
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) fail('BAD_ARGUMENT', `threads must be an integer from 1 to 256, got ${String(threads)}`);
-  if (onProgress !== undefined && typeof onProgress !== 'function') fail('BAD_ARGUMENT', 'onProgress must be a function');
-  if (signal !== undefined && !(typeof AbortSignal !== 'undefined' && signal instanceof AbortSignal)) fail('BAD_ARGUMENT', 'signal must be an AbortSignal');
-  fetchLimits(options.fetch);
-  checkConvertOptions(convert);
-  return threads;
-}
 
 export function isBinary(value: unknown): value is BinaryData {
   return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
@@ -41,6 +17,8 @@ export function asBytes(data: BinaryData): Uint8Array {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return fail('BAD_ARGUMENT', 'expected bytes (Uint8Array, ArrayBuffer or a typed array)');
 }
+
+const FETCH_LIMIT_NAMES: Record<keyof FetchLimits, true> = { maxBytes: true, timeoutMs: true };
 
 export const DEFAULT_FETCH_LIMITS: Required<FetchLimits> = { maxBytes: 2 ** 30, timeoutMs: 120_000 };
 

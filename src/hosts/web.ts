@@ -7,8 +7,8 @@
 import type { ImageInput, LoadOptions, ModelSource, WasmSource } from '../api.js';
 import { createClassifier, type ImageClassifier } from '../classifier.js';
 import { rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
-import { checkLoadOptions, compileWasm, fetchBytes, fetchLimits, isByteSource, LOAD_OPTION_NAMES, sourceBytes,
-  type ReadOptions } from './loading.js';
+import { compileWasm, fetchBytes, fetchLimits, isByteSource, sourceBytes, type ReadOptions } from './loading.js';
+import { checkLoadOptions, LOAD_OPTION_NAMES } from './load-options.js';
 import type { ImageHost } from './image-input.js';
 import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { sniffFormat } from './image-format.js';
