@@ -1,27 +1,67 @@
 /**
  * The public API, the same on every host (docs/API.md): what every entry exports besides its
- * `loadClassifier`, its `decodeImage` and its own source and image types.
+ * `loadClassifier`, `decodeImage` and `createClassifyHandler` (each bound to the host) and its image type
+ * (`ImageInput`, plus drawables in browsers).
  *
  *   const clf = await loadClassifier(source, options?);   // per host: src/index.ts, src/hosts/{browser,worker}.ts
  *   const top = await clf.classify(image, { topK: 5 });   // [{ label, index, score }], best first
+ *   await clf.classify([a, b], { logits: true });          // [{ predictions, logits }, ...], one pass each
+ *   await clf.embed(image);                                // the head's input: the final-normed class token
  *   clf.info;                                              // labels, config, preprocessing, source
- *   clf.dispose();
- *   const pixels = await decodeImage(image);              // the RGB pixels classify preprocesses
+ *   clf.dispose();                                         // or `using clf = ...` ([Symbol.dispose])
+ *   const pixels = await decodeImage(image);               // the RGB pixels classify preprocesses
  *
- * Host-neutral (no Node built-ins, no DOM): the hosts supply how bytes are fetched or read and how an image
- * becomes RGB pixels (src/hosts/); everything after the pixels is src/classifier.ts, one path on every host.
+ * Host-neutral (no Node built-ins, no DOM): the hosts supply how paths are read and how bytes become RGB
+ * pixels (src/hosts/); every other step, from the input forms (hosts/image-input.ts) to the ranking
+ * (src/classifier.ts), is one path on every host.
  */
 import type { ConvertOptions } from './convert/checkpoint.js';
 
 export { VimedgeError } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export type { ClassifyOptions, DecodeImageOptions, ImageClassifier, ModelInfo, Prediction } from './classifier.js';
+export type { Classification, ClassifyOptions, ImageClassifier, ModelInfo, Prediction } from './classifier.js';
+export type { ClassifyHandlerOptions } from './hosts/handler.js';
+export { preprocess } from './hosts/image-input.js';
+export type { DecodeImageOptions } from './hosts/image-input.js';
 export type { PreprocessSpec } from './preprocess/pipeline.js';
 export type { RawImage } from './preprocess/raw-image.js';
 export type { VimConfig } from './model/config.js';
 
-/** Bytes in any of the forms the web platform hands them out. */
+/** Bytes in any of the forms the web platform hands them out (a Float32Array image is a tensor, not bytes). */
 export type BinaryData = Uint8Array | ArrayBuffer | ArrayBufferView;
+
+/**
+ * A model: a path or `file:` URL (hosts with files: Node, Deno), an `http(s):` URL, the file's bytes, a
+ * `Blob` / `File` or a `Response`.
+ */
+export type ModelSource = string | URL | BinaryData | Blob | Response;
+
+/**
+ * Decoded 8-bit pixels, row-major: greyscale, RGB or RGBA (`channels` 1, 3 or 4); without `channels`, RGBA
+ * (`ImageData` is one). Alpha is dropped, as PIL's `convert('RGB')` does.
+ */
+export interface Pixels {
+  width: number;
+  height: number;
+  channels?: 1 | 3 | 4;
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+/**
+ * An image, in the forms every host takes (docs/API.md, "Images"): a path or `file:` URL (hosts with files:
+ * Node, Deno), an `http(s):` URL, encoded bytes, a `Blob` / `File` or a `Response`, `Pixels` (`ImageData`
+ * included), or a `Float32Array` already preprocessed for the model: [C, H, W] of `info.preprocess`
+ * (`preprocess()` makes one). Browsers also take what a canvas draws (`ImageBitmap`, elements).
+ */
+export type ImageInput = string | URL | BinaryData | Blob | Response | Pixels | Float32Array;
+
+/** What `onProgress` is told as a model's bytes arrive. */
+export interface LoadProgress {
+  /** Bytes read so far. */
+  loaded: number;
+  /** The model's size, when known (a file, bytes, a Blob, a response with Content-Length). */
+  total?: number;
+}
 
 /**
  * Where compiled WebAssembly comes from: its bytes, a compiled module (what workerd and bundlers give for a
@@ -52,6 +92,10 @@ export interface LoadOptions {
    * bytes (default 2 GiB): a small file may declare a huge input size.
    */
   maxMemory?: number;
-  /** Node: limits on every http(s) URL read for this classifier (model, kernels, images); defaults above. */
+  /** Limits on every http(s) URL read for this classifier (model, kernels, images) and on Blob / Response bodies; defaults above. */
   fetch?: FetchLimits;
+  /** Called as the model's bytes are read or downloaded. */
+  onProgress?: (progress: LoadProgress) => void;
+  /** Stops loading (the model's read or download, then before each later step): rejects with code ABORTED. */
+  signal?: AbortSignal;
 }

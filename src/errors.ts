@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'BAD_IMAGE'        // undecodable, empty, over the pixel limit
   | 'BAD_DATASET'      // idx files, image folders
   | 'WASM_BLOCKED'     // the host refuses to compile WebAssembly (a Content-Security-Policy without 'wasm-unsafe-eval')
+  | 'ABORTED'          // loading stopped by the caller's AbortSignal
   | 'BAD_ARGUMENT';    // CLI flags and API options
 
 /** Longest message kept; longer ones (a hostile file can make a quoted name megabytes long) are cut. */
@@ -38,4 +39,20 @@ export class VimedgeError extends Error {
 
 export function fail(code: ErrorCode, message: string): never {
   throw new VimedgeError(code, message);
+}
+
+/**
+ * An options object checked before any work: absent is `{}`; anything but a plain object, or a name not in
+ * `names` (a typo such as `top_k` would otherwise be ignored silently), is one BAD_ARGUMENT error.
+ */
+export function checkOptions<T extends object>(options: T | undefined, what: string, names: Record<keyof T, unknown>): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) fail('BAD_ARGUMENT', `${what} must be an object`);
+  const known = Object.keys(names);
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const close = known.find((k) => k.toLowerCase() === name.replace(/[-_]/g, '').toLowerCase());
+    fail('BAD_ARGUMENT', `${what}: unknown option ${JSON.stringify(name)}${close ? ` (did you mean ${close}?)` : ''}; known: ${known.join(', ')}`);
+  }
+  return options;
 }

@@ -4,10 +4,12 @@
  * (src/hosts/node-decode.ts), and the kernels the package carries inline (src/hosts/node-wasm.ts).
  * Browsers, Deno and workerd get the same API from src/hosts/browser.ts and worker.ts.
  */
-import type { BinaryData, FetchLimits, LoadOptions } from './api.js';
-import { createClassifier, publicDecoder, type ImageClassifier } from './classifier.js';
-import { isRawImage, type RawImage } from './preprocess/raw-image.js';
-import { asBytes, checkLoadOptions, compileWasm, fetchLimits, isBinary } from './hosts/loading.js';
+import type { ImageInput, LoadOptions, ModelSource } from './api.js';
+import { createClassifier, type ImageClassifier } from './classifier.js';
+import { compileWasm, fetchLimits, isByteSource, sourceBytes } from './hosts/loading.js';
+import { checkLoadOptions } from './hosts/load-options.js';
+import { imageDecoder, type ImageHost } from './hosts/image-input.js';
+import { classifyHandler } from './hosts/handler.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
 import { defaultModel, readSource } from './hosts/node.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
@@ -16,27 +18,20 @@ import { fail } from './errors.js';
 
 export * from './api.js';
 
-/** A model: a path, a file: or http(s): URL, or the file's bytes. */
-export type ModelSource = string | URL | BinaryData;
-
-/** An image: a path, a file: or http(s): URL, encoded bytes (any format sharp reads), or decoded pixels. */
-export type NodeImage = string | URL | BinaryData | RawImage;
+/** An image: every form of the input contract (src/api.ts `ImageInput`); paths and file: URLs read from disk. */
+export type NodeImage = ImageInput;
 
 export type NodeClassifier = ImageClassifier<NodeImage>;
 
-/** The decoder of a classifier whose URLs are fetched within `limits`. */
-const decoder = (limits?: FetchLimits) => async (image: NodeImage, maxPixels: number): Promise<RawImage> => {
-  if (isRawImage(image)) return image;
-  if (isBinary(image)) return decodeImageBytes(asBytes(image), 'image', { maxPixels });
-  if (typeof image === 'string' || image instanceof URL) {
-    const { bytes, name } = await readSource(image, 'image', limits);
-    return decodeImageBytes(bytes, name, { maxPixels });
-  }
-  return fail('BAD_IMAGE', 'image: expected a path, a URL, bytes or decoded pixels ({ width, height, channels, data })');
+/** Node's images: files and URLs read by node.ts, decoded by sharp where it is installed (node-decode.ts). */
+const NODE_IMAGES: ImageHost = {
+  read: readSource,
+  decode: (bytes, name, maxPixels) => decodeImageBytes(bytes, name, { maxPixels }),
+  forms: 'a path, a URL, bytes, a Blob, a Response, pixels ({ width, height, channels?, data }) or a preprocessed Float32Array',
 };
 
-/** An image decoded to the RGB pixels `classify` preprocesses (PIL's `Image.open(f).convert('RGB')`). */
-export const decodeImage = publicDecoder(decoder());
+/** An image's RGB pixels as `classify` sees them, without a model (src/hosts/image-input.ts). */
+export const decodeImage = imageDecoder<NodeImage>(() => NODE_IMAGES);
 
 /**
  * Loads a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly); without a source, the
@@ -45,16 +40,21 @@ export const decodeImage = publicDecoder(decoder());
 export async function loadClassifier(source?: ModelSource, options: LoadOptions = {}): Promise<NodeClassifier> {
   const threads = checkLoadOptions(options);
   source ??= defaultModel();
-  const limits = fetchLimits(options.fetch);
-  let model: { bytes: Uint8Array; name: string };
-  if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
-  else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model', limits);
-  else return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
+  if (!isByteSource(source)) fail('BAD_ARGUMENT', 'model: expected a path, a URL, bytes, a Blob or a Response');
   if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
+  const { onProgress, signal } = options;
+  const limits = fetchLimits(options.fetch);
+  const model = await sourceBytes(source, 'model', readSource, { ...limits, onProgress, signal });
   const kernels = options.wasm === undefined ? await readKernelWasm()
     : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
   return createClassifier({
-    model: model.bytes, name: model.name, kernels, decode: decoder(limits), convert: options.convert, maxMemory: options.maxMemory,
-    threads: threads > 1 ? await createNodeThreads(threads) : undefined,
+    model: model.bytes, name: model.name, kernels, images: NODE_IMAGES, limits, convert: options.convert, maxMemory: options.maxMemory,
+    threads: threads > 1 ? await createNodeThreads(threads) : undefined, signal,
   });
 }
+
+/**
+ * A Request → Response function classifying POSTed images (src/hosts/handler.ts), for Node's fetch-style
+ * servers; without `model`, the shipped default model.
+ */
+export const createClassifyHandler = classifyHandler<ModelSource | undefined>((source) => loadClassifier(source));

@@ -1,5 +1,5 @@
 // The edge function of examples/edge-worker under load: workerd serving it on 127.0.0.1, a test client
-// sending 2,000 requests at concurrency 32 (loopback only). Among them, damaged images (must get 400, not
+// sending 2,000 requests at concurrency 32 (loopback only). Among them, damaged images (must get 422, not
 // 5xx) and requests cut off mid-body (the client drops the connection; nothing else may notice). Every good
 // answer must be the right one for its image (the Node classifier's top-1 and score); p50/p99 latency and
 // workerd's RSS over the run are reported. Needs `npm run build` (dist/worker) and the workerd package.
@@ -88,11 +88,11 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       const which = i % images.length;
       const t0 = performance.now();
       const response = await fetch(url, { method: 'POST', body: bad ? damaged : images[which], headers: { 'content-type': which < 4 || bad ? 'image/png' : 'image/jpeg' } });
-      const body = await response.json() as { predictions?: { label: string; index: number; score: number }[]; error?: string };
+      const body = await response.json() as { predictions?: { label: string; index: number; score: number }[]; code?: string; message?: string };
       const ms = performance.now() - t0;
       if (response.status >= 500) { counts.status5xx++; problems.push(`request ${i}: ${response.status} ${JSON.stringify(body)}`); return; }
       if (bad) {
-        if (response.status === 400 && typeof body.error === 'string') counts.refused++;
+        if (response.status === 422 && body.code === 'BAD_IMAGE') counts.refused++;
         else { counts.other++; problems.push(`request ${i} (damaged): ${response.status} ${JSON.stringify(body)}`); }
         return;
       }
@@ -125,7 +125,7 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     const rssSlope = slope(half.map((s) => s.done), half.map((s) => s.bytes));
     const mb = (b: number) => (b / 2 ** 20).toFixed(1);
     console.log(`edge-load: ${REQUESTS} requests at concurrency ${CONCURRENCY} in ${seconds.toFixed(1)} s (${(REQUESTS / seconds).toFixed(0)}/s): `
-      + `${counts.ok} answered right, ${counts.refused} damaged images refused (400), ${counts.cutOff} cut off mid-body, `
+      + `${counts.ok} answered right, ${counts.refused} damaged images refused (422), ${counts.cutOff} cut off mid-body, `
       + `${counts.wrong} wrong, ${counts.status5xx} 5xx, ${counts.other} other; latency p50 ${percentile(latencies, 0.5).toFixed(1)} ms, `
       + `p99 ${percentile(latencies, 0.99).toFixed(1)} ms; workerd RSS ${mb(rss[0].bytes)} -> ${mb(rss.at(-1)!.bytes)} MB `
       + `(max ${mb(Math.max(...rss.map((s) => s.bytes)))} MB), slope over the second half ${rssSlope.toFixed(0)} B/request`);
@@ -153,10 +153,10 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       for (let i = 0; i < 100; i += 10) {
         const statuses = await Promise.all(Array.from({ length: 10 }, () =>
           fetch(url, { method: 'POST', body, headers: { 'content-type': type } }).then(async (r) => { await r.arrayBuffer(); return r.status; })));
-        refusedAll += statuses.filter((st) => st === 400).length;
+        refusedAll += statuses.filter((st) => st === 422).length;
       }
       const grown = rssOf(server.pid!) - before;
-      console.log(`edge-load: 100 damaged ${type} requests: ${refusedAll} refused (400), workerd RSS +${mb(grown)} MB`);
+      console.log(`edge-load: 100 damaged ${type} requests: ${refusedAll} refused (422), workerd RSS +${mb(grown)} MB`);
       assert.is(refusedAll, 100);
       assert.ok(grown < 32 * 2 ** 20, `100 damaged ${type} requests grew workerd's RSS by ${mb(grown)} MB: a failed decode keeps its memory`);
     }

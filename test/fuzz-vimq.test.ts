@@ -15,6 +15,8 @@ import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
 import { createClassifier, rankLabels, type ImageClassifier } from '../src/classifier.js';
 import type { RawImage } from '../src/preprocess/raw-image.js';
+import type { ImageHost } from '../src/hosts/image-input.js';
+import { fail } from '../src/errors.js';
 import {
   expectCleanAsync, fcOptions, fuzzRuns, invalid, mutate, resignVimq, seedMutationsArb, Tally, truncationPoints,
   type Layout,
@@ -71,8 +73,9 @@ async function validLoaded(classifier: ImageClassifier<RawImage>): Promise<void>
   }
 }
 
-const pixels = async (image: RawImage) => image;
-const load = (bytes: Uint8Array) => () => createClassifier({ model: bytes, name: 'fuzz.vimq', kernels: wasm, decode: pixels });
+/** Images are given as pixels here: nothing to read or decode. */
+const PIXELS_ONLY: ImageHost = { read: () => fail('BAD_ARGUMENT', 'no reading'), decode: () => fail('BAD_ARGUMENT', 'no decoding'), forms: 'pixels' };
+const load = (bytes: Uint8Array) => () => createClassifier<RawImage>({ model: bytes, name: 'fuzz.vimq', kernels: wasm, images: PIXELS_ONLY, limits: {} });
 
 test('truncation at every section boundary, plain and re-signed', async () => {
   for (const { bytes, layout } of FIXTURES) {

@@ -1,7 +1,8 @@
 // One API on every host, in one run: the same five images (JPEG and PNG) and model classified on Node
 // (examples/node), Deno (examples/deno, narrowest permissions), Chromium desktop and a mobile viewport with
 // touch (examples/browser, inference in a Web Worker, COOP/COEP) and workerd (examples/edge-worker);
-// identical top-5 labels, scores equal to 1e-6. Also the edge worker's 4xx answers and statelessness.
+// identical top-5 labels, scores equal to 1e-6. Also the edge worker's (createClassifyHandler's) 4xx answers
+// and statelessness.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
+import { headerOnlyPng } from './helpers/png.js';
 import {
   FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, launchChromium, prepareModel, serveEdgeWorker,
   type EdgeWorker, type TopPrediction,
@@ -120,28 +122,27 @@ function postDeclaring(url: string, declared: number): Promise<Response> {
 
 test('workerd: 4xx JSON errors for wrong methods, non-images, corrupt and oversized bodies', async () => {
   const { url } = workerd!;
-  const expect = async (res: Response, status: number, pattern: RegExp) => {
-    const body = await res.json() as { error: string; status: number };
+  const expect = async (res: Response, status: number, code: string, pattern: RegExp) => {
+    const body = await res.json() as { code: string; message: string };
     assert.is(res.status, status, JSON.stringify(body));
-    assert.is(body.status, status);
-    assert.match(body.error, pattern);
+    assert.is(body.code, code);
+    assert.match(body.message, pattern);
   };
-  await expect(await fetch(url), 405, /GET not allowed/);
+  await expect(await fetch(url), 405, 'METHOD_NOT_ALLOWED', /GET not allowed/);
   assert.is((await fetch(url, { method: 'PUT', body: 'x' })).headers.get('allow'), 'POST');
-  await expect(await fetch(url + 'nowhere', { method: 'POST', body: 'x' }), 404, /no route/);
-  await expect(await post(url, 'hello', 'text/plain'), 415, /not an image/);
-  await expect(await post(url, readFileSync(path.join(IMAGES_DIR, 'rocket_130x87.tif'))), 415, /not a JPEG, PNG, GIF, WebP or BMP/);
-  await expect(await post(url, readFileSync(path.join(IMAGES_DIR, 'rocket_130x87.tif')), 'image/tiff'), 415, /image\/tiff is not supported/);
-  await expect(await post(url + '?topK=0', readFileSync(FIVE_IMAGES[0]), 'image/jpeg'), 400, /topK must be a positive integer/);
-  await expect(await post(url, new Uint8Array(0)), 400, /empty body/);
+  await expect(await post(url, 'hello', 'text/plain'), 415, 'BAD_IMAGE', /not a JPEG, PNG, GIF, WebP or BMP/);
+  await expect(await post(url, readFileSync(path.join(IMAGES_DIR, 'rocket_130x87.tif')), 'image/tiff'), 415, 'BAD_IMAGE', /not a JPEG, PNG, GIF, WebP or BMP/);
+  await expect(await post(url, new Uint8Array(0)), 400, 'BAD_IMAGE', /empty body/);
   const jpeg = readFileSync(FIVE_IMAGES[0]);
-  await expect(await post(url, jpeg.subarray(0, jpeg.length >> 1), 'image/jpeg'), 400, /cannot decode JPEG/);
-  await expect(await postDeclaring(url, 9 * 1024 * 1024), 413, /body over/);
+  await expect(await post(url, jpeg.subarray(0, jpeg.length >> 1), 'image/jpeg'), 422, 'BAD_IMAGE', /cannot decode JPEG/);
+  // 5000 x 4000 = 20 megapixels, over the example's 16: refused from the header, before decoding.
+  await expect(await post(url, new Uint8Array(headerOnlyPng(5000, 4000)), 'image/png'), 422, 'BAD_IMAGE', /over the limit of 16000000/);
+  await expect(await postDeclaring(url, 9 * 1024 * 1024), 413, 'BODY_TOO_LARGE', /body over/);
   // No Content-Length (chunked): refused while streaming.
   const chunks = new ReadableStream({
     start(c) { for (let i = 0; i < 10; i++) c.enqueue(new Uint8Array(1024 * 1024)); c.close(); },
   });
-  await expect(await post(url, chunks, 'image/png', { duplex: 'half' } as RequestInit), 413, /body over/);
+  await expect(await post(url, chunks, 'image/png', { duplex: 'half' } as RequestInit), 413, 'BODY_TOO_LARGE', /body over/);
 });
 
 test('workerd: stateless, the same answers after errors and under concurrent requests', async () => {

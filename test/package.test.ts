@@ -2,13 +2,14 @@
 // (dependencies from the npm cache, else the registry), then used the ways users do: Node ESM and CommonJS,
 // Node without sharp, the README's quick start verbatim, a strict TypeScript project resolving for a bundler,
 // esbuild bundles for Node and for the browser (run in Chromium, also under a CSP that refuses WebAssembly),
-// Deno (`deno check` + `deno run` of examples/deno), workerd serving the worker build straight from
-// node_modules, and `convert` of a 1000-class checkpoint. The test
+// a Vite build run in Chromium, Deno (`deno check` + `deno run` of examples/deno), workerd serving
+// createClassifyHandler from the worker build straight from node_modules, and `convert` of a 1000-class
+// checkpoint. The test
 // command builds dist/ first; run alone, this suite needs `npm run build`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -185,12 +186,33 @@ function serveWithCsp(dir: string): Promise<Server> {
     const wasm = policy === 'ok' ? " 'wasm-unsafe-eval'" : '';
     if (!file.startsWith(dir) || !existsSync(file)) return void res.writeHead(404).end();
     const type = file.endsWith('.html') ? 'text/html' : file.endsWith('.js') ? 'text/javascript' : 'application/octet-stream';
-    res.writeHead(200, { 'Content-Type': type, 'Content-Security-Policy': `script-src 'self'${wasm}` }).end(readFileSync(file));
+    const body = readFileSync(file);
+    res.writeHead(200, { 'Content-Type': type, 'Content-Length': body.length, 'Content-Security-Policy': `script-src 'self'${wasm}` }).end(body);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 const maybeChromium = existsSync(CHROMIUM) ? test : test.skip;
+
+/** Serves `dir` with serveWithCsp and reads the `data-result` JSON its page sets under each policy (any: the caller checks it). */
+async function pageResults(dir: string, policies: string[]): Promise<any[]> {
+  const server = await serveWithCsp(dir);
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+  try {
+    const { port } = server.address() as { port: number };
+    const page = await browser.newPage();
+    const results = [];
+    for (const policy of policies) {
+      await page.goto(`http://127.0.0.1:${port}/${policy}/`);
+      results.push(JSON.parse(await (await page.waitForFunction(() => document.body?.dataset.result, undefined, { timeout: 30_000 })).jsonValue() as string));
+    }
+    return results;
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
 
 maybeChromium('esbuild browser bundle in Chromium: a Blob classified; under a CSP without wasm-unsafe-eval, WASM_BLOCKED', async () => {
   const web = path.join(app, 'web');
@@ -208,26 +230,46 @@ try {
   await build({ entryPoints: [path.join(app, 'page.js')], bundle: true, platform: 'browser', format: 'esm', outdir: web, loader: { '.vimq': 'file' }, logLevel: 'error' });
   copyFileSync(BAG, path.join(web, 'bag.png'));
   writeFileSync(path.join(web, 'index.html'), '<!doctype html><script type="module" src="page.js"></script>');
-  const server = await serveWithCsp(web);
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  try {
-    const { port } = server.address() as { port: number };
-    const page = await browser.newPage();
-    const result = async (policy: string) => {
-      await page.goto(`http://127.0.0.1:${port}/${policy}/`);
-      return JSON.parse(await (await page.waitForFunction(() => document.body?.dataset.result, undefined, { timeout: 30_000 })).jsonValue() as string);
-    };
-    const top3 = await result('ok');
-    assert.equal(top3.map((p: { label: string }) => p.label), reference.map((p) => p.label));
-    top3.forEach((p: { score: number }, i: number) => assert.ok(Math.abs(p.score - reference[i].score) < 1e-9));
-    const blocked = await result('strict');
-    assert.is(blocked.code, 'WASM_BLOCKED', blocked.message);
-    assert.match(blocked.message, /wasm-unsafe-eval/);
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  const [top3, blocked] = await pageResults(web, ['ok', 'strict']);
+  assertReferenceTop3(top3);
+  assert.is(blocked.code, 'WASM_BLOCKED', blocked.message);
+  assert.match(blocked.message, /wasm-unsafe-eval/);
+});
+
+function assertReferenceTop3(top3: { label: string; score: number }[]): void {
+  assert.equal(top3.map((p) => p.label), reference.map((p) => p.label), JSON.stringify(top3));
+  top3.forEach((p, i) => assert.ok(Math.abs(p.score - reference[i].score) < 1e-9));
+}
+
+maybeChromium('Vite build in Chromium: the model as a ?url asset with its download reported, a Blob and an ImageBitmap classified', async () => {
+  const root = path.join(app, 'vite');
+  mkdirSync(root);
+  writeFileSync(path.join(root, 'main.js'), `import { loadClassifier } from 'vimedge';
+import modelUrl from 'vimedge/models/vim-fmnist.w8a8.vimq?url';
+try {
+  const progress = [];
+  const classifier = await loadClassifier(new URL(modelUrl, location.href), { onProgress: (p) => progress.push(p) });
+  const photo = await (await fetch('bag.png')).blob();
+  const blob = await classifier.classify(photo, { topK: 3 });
+  const bitmap = await classifier.classify(await createImageBitmap(photo), { topK: 1 });
+  document.body.dataset.result = JSON.stringify({ blob, bitmap, last: progress.at(-1), reports: progress.length });
+} catch (e) {
+  document.body.dataset.result = JSON.stringify({ code: e.code, message: e.message });
+}
+`);
+  writeFileSync(path.join(root, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
+  mkdirSync(path.join(root, 'public'));
+  copyFileSync(BAG, path.join(root, 'public/bag.png'));
+  const { build: viteBuild } = await import('vite');
+  const outDir = path.join(root, 'dist');
+  await viteBuild({ root, base: './', configFile: false, logLevel: 'error', build: { outDir } });
+  const [result] = await pageResults(outDir, ['ok']);
+  assert.ok(result.blob, JSON.stringify(result));
+  assertReferenceTop3(result.blob);
+  assert.is(result.bitmap[0].label, reference[0].label);   // through a canvas: the same class, not Pillow's exact pixels
+  const size = statSync(path.join(app, 'node_modules/vimedge/models/vim-fmnist.w8a8.vimq')).size;
+  assert.equal(result.last, { loaded: size, total: size });
+  console.log(`  Vite: model downloaded in ${result.reports} progress reports`);
 });
 
 test('Deno: deno check and deno run of examples/deno against npm:vimedge', () => {
@@ -247,18 +289,12 @@ test('Deno: deno check and deno run of examples/deno against npm:vimedge', () =>
   });
 });
 
-(existsSync(workerdBinary()) ? test : test.skip)('workerd: the worker build and the model as modules straight from node_modules (docs/API.md)', async () => {
+(existsSync(workerdBinary()) ? test : test.skip)('workerd: createClassifyHandler, the worker build and the model as modules straight from node_modules (docs/API.md)', async () => {
   const dir = path.join(app, 'edge');
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'worker.js'), `import { loadClassifier } from 'vimedge.js';
+  writeFileSync(path.join(dir, 'worker.js'), `import { createClassifyHandler } from 'vimedge.js';
 import model from 'model.vimq';
-const classifier = loadClassifier(model);
-export default {
-  async fetch(request) {
-    const top3 = await (await classifier).classify(new Uint8Array(await request.arrayBuffer()), { topK: 3 });
-    return Response.json(top3);
-  },
-};
+export default { fetch: createClassifyHandler({ model, topK: 3 }) };
 `);
   const dist = '../node_modules/vimedge/dist/worker';
   writeFileSync(path.join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
@@ -283,9 +319,10 @@ const worker :Workerd.Worker = (
   try {
     const url = `http://127.0.0.1:${port}/`;
     const response = await waitFor(() => fetch(url, { method: 'POST', body: readFileSync(BAG) }), 30_000, 'workerd');
-    const top3 = await response.json() as { label: string; score: number }[];
-    assert.equal(top3.map((p) => p.label), reference.map((p) => p.label));
-    top3.forEach((p, i) => assert.ok(Math.abs(p.score - reference[i].score) < 1e-9));
+    assertReferenceTop3((await response.json() as { predictions: { label: string; score: number }[] }).predictions);
+    const refused = await fetch(url, { method: 'POST', body: 'hello' });
+    assert.equal([refused.status, (await refused.json() as { code: string }).code], [415, 'BAD_IMAGE']);
+    assert.is((await fetch(url)).status, 405);
   } finally {
     proc.kill('SIGKILL');
   }

@@ -11,7 +11,7 @@ import { checkKernelLimits, runtimeTensors, type ModelSource, type ModelVariant,
 import { checkModelMetadata } from '../model/metadata-check.js';
 import { vimEvalSpec, type PreprocessSpec } from '../preprocess/pipeline.js';
 import type { StateDict, Tensor } from '../tensor.js';
-import { fail } from '../errors.js';
+import { checkOptions, fail } from '../errors.js';
 import type { FloatModel } from './float-model.js';
 import { packFloat } from './pack.js';
 import { describeVariant, resolveVariant } from './variant.js';
@@ -28,6 +28,19 @@ export interface ConvertOptions {
   weights?: WeightsChoice;
   /** The variant flags the shapes cannot tell (docs/MODEL.md §1); what is not given is read or assumed, and recorded. */
   variant?: Partial<ModelVariant>;
+}
+
+const CONVERT_OPTION_NAMES: Record<keyof ConvertOptions, true> = {
+  labels: true, fallbackLabels: true, preprocess: true, stride: true, imageSize: true, weights: true, variant: true,
+};
+const PREPROCESS_NAMES: Record<keyof PreprocessSpec, true> = { resize: true, crop: true, interpolation: true, mean: true, std: true, channels: true };
+const VARIANT_NAMES: Record<keyof ModelVariant, true> = { classToken: true, directions: true };
+
+/** The names of the options and of their nested objects, checked before any reading (values: when converting). */
+export function checkConvertOptions(options?: ConvertOptions): void {
+  const { preprocess, variant } = checkOptions(options, 'convert options', CONVERT_OPTION_NAMES);
+  checkOptions(preprocess, 'convert preprocess', PREPROCESS_NAMES);
+  checkOptions(variant, 'convert variant', VARIANT_NAMES);
 }
 
 /** One runtime tensor in its logical form, derived from the checkpoint's tensors. */

@@ -11,10 +11,11 @@
 import { PORTABLE, THREADS_PORTABLE } from './kernels-wasm.generated.js';
 import { base64Bytes } from './loading.js';
 import { inlineDecoderWasm } from './inline-decoders.js';
+import { classifyHandler } from './handler.js';
 import { webHost } from './web.js';
 
 export * from '../api.js';
-export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
+export type { WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
 
 /**
  * `loadClassifier`: a model (.vimq, or a .pth / .safetensors checkpoint converted on the fly) and its kernels;
@@ -26,3 +27,6 @@ export const { loadClassifier, decodeImage } = webHost({
   webp: () => inlineDecoderWasm('webp'),
   threads: { wasm: () => base64Bytes(THREADS_PORTABLE), worker: () => new URL('./vimedge-thread.js', import.meta.url) },
 });
+
+/** A Request → Response function classifying POSTed images with one model (src/hosts/handler.ts). */
+export const createClassifyHandler = classifyHandler(loadClassifier);

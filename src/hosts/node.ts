@@ -7,8 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { FetchLimits } from '../api.js';
-import { fetchBytes } from './loading.js';
+import { checkAborted, fetchBytes, type ReadOptions } from './loading.js';
 import { fail, VimedgeError } from '../errors.js';
 
 /** The best W8A8 file of docs/QUANTIZATION.md (mambaquant): 0.04 points below fp32, a third of its size. */
@@ -63,13 +62,18 @@ export function defaultModel(): string {
 /** Largest file read (Node's own limit for one Buffer read is about this). */
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
 
+/** Bytes read at a time: a progress report and an abort check each. */
+const READ_CHUNK = 4 * 1024 * 1024;
+
 /**
  * A regular file's bytes (a link to one is followed); a missing or unreadable one, a folder, a device
  * (`/dev/zero` never ends), a FIFO (blocks until a writer comes) or a socket fails as BAD_IMAGE for an image,
  * BAD_ARGUMENT otherwise. The kind and size are taken from the opened file, so a swap between the check and
- * the read changes nothing; opening does not block (O_NONBLOCK), even on a FIFO.
+ * the read changes nothing; opening does not block (O_NONBLOCK), even on a FIFO. Read in chunks, each reported
+ * to `onProgress`; `signal` stops it between two (ABORTED).
  */
-export async function readFileChecked(file: string, what: string): Promise<Uint8Array> {
+export async function readFileChecked(file: string, what: string, options: ReadOptions = {}): Promise<Uint8Array> {
+  const { onProgress, signal } = options;
   const refuse = (why: string): never => fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${file}: ${why}`);
   let handle: FileHandle | undefined;
   try {
@@ -80,7 +84,11 @@ export async function readFileChecked(file: string, what: string): Promise<Uint8
     if (info.size > MAX_FILE_BYTES) refuse(`is ${info.size} bytes, over the limit of ${MAX_FILE_BYTES}`);
     const bytes = new Uint8Array(info.size);
     let at = 0;
-    for (let n = 1; at < bytes.length && n > 0; at += n) n = (await handle.read(bytes, at, bytes.length - at, at)).bytesRead;
+    for (let n = 1; at < bytes.length && n > 0; at += n) {
+      checkAborted(signal, file);
+      n = (await handle.read(bytes, at, Math.min(READ_CHUNK, bytes.length - at), at)).bytesRead;
+      onProgress?.({ loaded: at + n, total: bytes.length });
+    }
     return bytes.subarray(0, at);   // shorter if the file shrank meanwhile
   } catch (e) {
     if (e instanceof VimedgeError) throw e;
@@ -92,12 +100,12 @@ export async function readFileChecked(file: string, what: string): Promise<Uint8
 }
 
 /**
- * A path, a file: URL (read from disk) or an http(s): URL (fetched within `limits`), and the name its errors
- * will use.
+ * A path, a file: URL (read from disk) or an http(s): URL (fetched within the limits), and the name its errors
+ * will use: Node's `ReadPath` (loading.ts).
  */
-export async function readSource(source: string | URL, what: string, limits?: FetchLimits): Promise<{ bytes: Uint8Array; name: string }> {
+export async function readSource(source: string | URL, what: string, options?: ReadOptions): Promise<{ bytes: Uint8Array; name: string }> {
   const url = source instanceof URL ? source : /^(https?|file):/i.test(source) ? new URL(source) : undefined;
-  if (url && url.protocol !== 'file:') return { bytes: await fetchBytes(url, url.href, limits), name: url.href };
+  if (url && url.protocol !== 'file:') return { bytes: await fetchBytes(url, url.href, options), name: url.href };
   const file = url ? fileURLToPath(url) : (source as string);
-  return { bytes: await readFileChecked(file, what), name: file };
+  return { bytes: await readFileChecked(file, what, options), name: file };
 }

@@ -4,31 +4,23 @@
  * time. The entries (browser.ts, worker.ts and the generated Deno entry) differ only in where the
  * WebAssembly comes from by default.
  */
-import type { BinaryData, LoadOptions, WasmSource } from '../api.js';
-import { createClassifier, publicDecoder, type ImageClassifier } from '../classifier.js';
-import { isRawImage, rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
-import { asBytes, checkLoadOptions, compileWasm, fetchBytes, isBinary, responseBytes } from './loading.js';
+import type { ImageInput, LoadOptions, ModelSource, WasmSource } from '../api.js';
+import { createClassifier, type ImageClassifier } from '../classifier.js';
+import { rgbFromRgba, type RawImage } from '../preprocess/raw-image.js';
+import { compileWasm, fetchBytes, fetchLimits, isByteSource, sourceBytes, type ReadOptions } from './loading.js';
+import { checkLoadOptions, LOAD_OPTION_NAMES } from './load-options.js';
+import { imageDecoder, type ImageHost } from './image-input.js';
 import { decodeEncoded, type DecoderModules } from './web-decode.js';
 import { sniffFormat } from './image-format.js';
 import { createWebThreads } from './web-threads.js';
-import { fail } from '../errors.js';
-
-/** Where a model comes from: its bytes, a URL (fetched; in Deno a path or file: URL is read), a Response or a Blob. */
-export type ModelSource = BinaryData | URL | string | Response | Blob;
+import { checkOptions, fail } from '../errors.js';
 
 /**
- * An image: encoded JPEG, PNG, GIF, WebP or BMP bytes (Uint8Array, ArrayBuffer, Blob/File, a URL to fetch, a
- * Response; other formats through the canvas where there is one), decoded pixels (ImageData, a RawImage), or anything a
- * canvas can draw (ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, VideoFrame).
+ * An image: every form of the input contract (src/api.ts `ImageInput`; encoded JPEG, PNG, GIF, WebP or BMP,
+ * other formats through the canvas where there is one; paths in Deno), or anything a canvas can draw
+ * (ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, VideoFrame).
  */
-export type WebImage = BinaryData | Blob | URL | string | Response | RawImage | ImageDataLike | DrawableImage;
-
-/** ImageData or anything shaped like it (RGBA, 4 bytes a pixel). */
-export interface ImageDataLike {
-  width: number;
-  height: number;
-  data: Uint8ClampedArray | Uint8Array;
-}
+export type WebImage = ImageInput | DrawableImage;
 
 /** What `drawImage` accepts, typed loosely so that this module needs no DOM typings. */
 export type DrawableImage = { width: number; height: number } | { naturalWidth: number; naturalHeight: number }
@@ -38,6 +30,9 @@ export interface WebLoadOptions extends LoadOptions {
   /** The JPEG and WebP decoders' WebAssembly (`@jsquash/jpeg`'s mozjpeg_dec.wasm, `@jsquash/webp`'s webp_dec.wasm); each has a default. */
   decoders?: { jpeg?: WasmSource; webp?: WasmSource };
 }
+
+const WEB_LOAD_OPTION_NAMES: Record<keyof WebLoadOptions, true> = { ...LOAD_OPTION_NAMES, decoders: true };
+const DECODER_NAMES: Record<'jpeg' | 'webp', true> = { jpeg: true, webp: true };
 
 export type WebClassifier = ImageClassifier<WebImage>;
 
@@ -59,14 +54,20 @@ const deno = (): DenoLike | undefined => (globalThis as { Deno?: DenoLike }).Den
 /** A string with a scheme (http:, https:, file:, data:, blob:) is a URL; anything else is a path in Deno. */
 const hasScheme = (s: string) => /^[a-z][a-z0-9+.-]*:/i.test(s) && !/^[a-z]:[\\/]/i.test(s);
 
-/** Strings and URLs: Deno reads paths and file: URLs from disk (needs --allow-read), everything else is fetched. */
-export async function readWebSource(source: URL | string, what: string): Promise<Uint8Array> {
+/**
+ * Strings and URLs, the web hosts' `ReadPath` (loading.ts): Deno reads paths and file: URLs from disk (needs
+ * --allow-read), everything else is fetched.
+ */
+export async function readWebSource(source: URL | string, what: string, options: ReadOptions = {}): Promise<{ bytes: Uint8Array; name: string }> {
+  const name = String(source).split(/[\\/]/).pop() || what;
   const d = deno();
   const isFile = source instanceof URL ? source.protocol === 'file:' : !hasScheme(source) || source.startsWith('file:');
   if (d && isFile) {
     const target = typeof source === 'string' && source.startsWith('file:') ? new URL(source) : source;
     try {
-      return await d.readFile(target);
+      const bytes = await d.readFile(target);
+      options.onProgress?.({ loaded: bytes.length, total: bytes.length });
+      return { bytes, name };
     } catch (err) {
       const kind = err instanceof Error ? err.name : '';
       const why = kind === 'NotFound' ? 'no such file'
@@ -75,28 +76,7 @@ export async function readWebSource(source: URL | string, what: string): Promise
       return fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${String(source)}: ${why}`);
     }
   }
-  return fetchBytes(source, String(source));
-}
-
-async function sourceBytes(source: ModelSource, what: string): Promise<{ bytes: Uint8Array; name: string }> {
-  if (isBinary(source)) return { bytes: asBytes(source), name: what };
-  if (typeof source === 'string' || source instanceof URL) {
-    return { bytes: await readWebSource(source, what), name: String(source).split(/[\\/]/).pop() || what };
-  }
-  if (typeof Response !== 'undefined' && source instanceof Response) {
-    return { bytes: await responseBytes(source, source.url || what), name: source.url || what };
-  }
-  if (typeof Blob !== 'undefined' && source instanceof Blob) {
-    return { bytes: new Uint8Array(await source.arrayBuffer()), name: (source as { name?: string }).name ?? what };
-  }
-  return fail('BAD_ARGUMENT', `${what}: expected bytes, a URL, a path (Deno), a Response or a Blob`);
-}
-
-function isImageDataLike(v: unknown): v is ImageDataLike {
-  if (v === null || typeof v !== 'object') return false;
-  const o = v as Partial<ImageDataLike>;
-  return typeof o.width === 'number' && typeof o.height === 'number'
-    && (o.data instanceof Uint8ClampedArray || o.data instanceof Uint8Array) && o.data.length === o.width * o.height * 4;
+  return { bytes: await fetchBytes(source, String(source), options), name };
 }
 
 function drawableSize(v: object): { width: number; height: number } | undefined {
@@ -109,7 +89,7 @@ function drawableSize(v: object): { width: number; height: number } | undefined 
 
 interface Canvas2D {
   drawImage(image: unknown, x: number, y: number): void;
-  getImageData(x: number, y: number, w: number, h: number): ImageDataLike;
+  getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
 }
 
 /** A 2D context to read pixels from: OffscreenCanvas (workers, modern browsers) or a DOM canvas. */
@@ -171,31 +151,22 @@ async function decodeBytes(bytes: Uint8Array, name: string, modules: DecoderModu
   return decodeEncoded(bytes, name, modules, maxPixels);
 }
 
-function webDecoder(modules: DecoderModules) {
-  return async (image: WebImage, maxPixels: number): Promise<RawImage> => {
-    if (isRawImage(image)) return image;
-    if (isImageDataLike(image)) {
-      if (image.width * image.height > maxPixels) fail('BAD_IMAGE', `image: ${image.width}x${image.height} is over the limit of ${maxPixels} pixels`);
-      return rgbFromRgba(image.width, image.height, image.data);
-    }
-    if (isBinary(image) || typeof image === 'string' || image instanceof URL
-        || (typeof Response !== 'undefined' && image instanceof Response)
-        || (typeof Blob !== 'undefined' && image instanceof Blob)) {
-      const { bytes, name } = await sourceBytes(image as ModelSource, 'image');
-      return decodeBytes(bytes, name, modules, maxPixels);
-    }
-    if (image !== null && typeof image === 'object') {
-      const size = drawableSize(image);
-      if (size) return drawToPixels(image, size, maxPixels);
-    }
-    return fail('BAD_IMAGE', 'image: expected bytes, a Blob, a URL, ImageData, an ImageBitmap or a drawable element');
-  };
-}
+/** The web hosts' images: fetched (Deno: files too), decoded by web-decode.ts, drawables through a canvas. */
+const webImages = (modules: DecoderModules): ImageHost => ({
+  read: readWebSource,
+  decode: (bytes, name, maxPixels) => decodeBytes(bytes, name, modules, maxPixels),
+  draw: (image, maxPixels) => {
+    const size = drawableSize(image);
+    return size && drawToPixels(image, size, maxPixels);
+  },
+  forms: 'bytes, a Blob, a Response, a URL (a path in Deno), ImageData or pixels, an ImageBitmap or a drawable element, '
+    + 'or a preprocessed Float32Array',
+});
 
 /** Compiles once per source object; default sources are compiled once per page/isolate. */
 function lazyModule(source: () => WasmSource | Promise<WasmSource>, what: string): () => Promise<WebAssembly.Module> {
   let compiled: Promise<WebAssembly.Module> | undefined;
-  return () => compiled ??= Promise.resolve(source()).then((s) => compileWasm(s, (url) => readWebSource(url, what), what)).catch((err) => {
+  return () => compiled ??= Promise.resolve(source()).then((s) => compileWasm(s, async (url) => (await readWebSource(url, what)).bytes, what)).catch((err) => {
     compiled = undefined;
     throw err;
   });
@@ -216,18 +187,22 @@ function realmDecoders(defaults: WebDefaults, given: WebLoadOptions['decoders'] 
 export function webHost(defaults: WebDefaults) {
   const kernels = lazyModule(defaults.wasm, 'vimedge.wasm');
   const threadsKernels = defaults.threads && lazyModule(defaults.threads.wasm, 'vimedge.mt.wasm');
-  const decodeImage = publicDecoder((image: WebImage, maxPixels) => webDecoder(realmDecoders(defaults))(image, maxPixels));
+  const decodeImage = imageDecoder<WebImage>(() => webImages(realmDecoders(defaults)));
   async function loadClassifier(source: ModelSource, options: WebLoadOptions = {}): Promise<WebClassifier> {
-    const threads = checkLoadOptions(options);
+    const threads = checkLoadOptions(options, WEB_LOAD_OPTION_NAMES);
+    checkOptions(options.decoders, 'decoders', DECODER_NAMES);
+    if (!isByteSource(source)) fail('BAD_ARGUMENT', 'model: expected bytes, a URL, a path (Deno), a Response or a Blob');
     if (threads > 1 && !defaults.threads) fail('BAD_ARGUMENT', 'threads > 1 needs Web Workers; this host runs one thread');
-    const decoders = realmDecoders(defaults, options.decoders);
+    const { onProgress, signal } = options;
+    const limits = fetchLimits(options.fetch);
+    const modules = realmDecoders(defaults, options.decoders);
     // With threads, a wasm given is the threads build (the Deno entry passes its own); else the default one.
-    const wasm = options.wasm !== undefined ? await compileWasm(options.wasm, (url) => readWebSource(url, 'vimedge.wasm'), 'vimedge.wasm')
+    const wasm = options.wasm !== undefined ? await compileWasm(options.wasm, async (url) => (await readWebSource(url, 'vimedge.wasm', limits)).bytes, 'vimedge.wasm')
       : threads > 1 ? await threadsKernels!() : await kernels();
-    const { bytes, name } = await sourceBytes(source, 'model');
+    const { bytes, name } = await sourceBytes(source, 'model', readWebSource, { ...limits, onProgress, signal });
     return createClassifier({
-      model: bytes, name, kernels: wasm, decode: webDecoder(decoders), convert: options.convert, maxMemory: options.maxMemory,
-      threads: threads > 1 ? await createWebThreads(threads, wasm, defaults.threads!.worker()) : undefined,
+      model: bytes, name, kernels: wasm, images: webImages(modules), limits, convert: options.convert, maxMemory: options.maxMemory,
+      threads: threads > 1 ? await createWebThreads(threads, wasm, defaults.threads!.worker()) : undefined, signal,
     });
   }
   return { loadClassifier, decodeImage };

@@ -10,13 +10,17 @@
 import kernels from './vimedge.wasm';
 import mozjpeg from './mozjpeg_dec.wasm';
 import webp from './webp_dec.wasm';
+import { classifyHandler } from './handler.js';
 import { webHost } from './web.js';
 
 export * from '../api.js';
-export type { ModelSource, WebImage, WebClassifier, WebLoadOptions, ImageDataLike, DrawableImage } from './web.js';
+export type { WebImage, WebClassifier, WebLoadOptions, DrawableImage } from './web.js';
 
 /**
  * `loadClassifier`: a model (bytes, e.g. a `data` module of the worker, or a URL to fetch) with the bundled
  * kernels; `decodeImage`: an image's RGB pixels, as `classify` sees them.
  */
 export const { loadClassifier, decodeImage } = webHost({ wasm: () => kernels, jpeg: () => mozjpeg, webp: () => webp });
+
+/** A Request → Response function classifying POSTed images with one model (src/hosts/handler.ts). */
+export const createClassifyHandler = classifyHandler(loadClassifier);

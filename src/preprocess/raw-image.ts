@@ -21,14 +21,6 @@ export function checkMaxPixels(maxPixels: number): void {
   }
 }
 
-/** A RawImage given directly (decoded pixels), recognised by shape; the pipeline validates it fully. */
-export function isRawImage(value: unknown): value is RawImage {
-  if (value === null || typeof value !== 'object') return false;
-  const v = value as Partial<RawImage>;
-  return typeof v.width === 'number' && typeof v.height === 'number' && (v.channels === 1 || v.channels === 3)
-    && v.data instanceof Uint8Array;
-}
-
 /**
  * Frees the memory of a buffer this code allocated, now rather than at the next collection, where the host can
  * (ArrayBuffer.prototype.transfer: V8 from 11.4, so workerd, Deno, browsers and Node 22; a no-op on Node 20).
