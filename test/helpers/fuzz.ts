@@ -82,7 +82,10 @@ export interface MemoryBound {
 }
 
 const MB = 1 << 20;
-/** A case slower than this fails even though it ended (quadratic blow-ups hide below a hang). */
+/**
+ * A case that used more CPU than this fails even though it ended (quadratic blow-ups hide below a hang).
+ * CPU time of the process, not wall time: on a loaded machine a case can wait seconds for a core.
+ */
 const SLOW_MS = Number(process.env.VIMEDGE_FUZZ_SLOW_MS ?? 5_000);
 
 /** Counts per parser, printed as one line and, for bench/fuzz.ts, appended to VIMEDGE_FUZZ_REPORT. */
@@ -146,9 +149,10 @@ function classify(tally: Tally, label: string, error: unknown): void {
   tally.codes.set(error.code, (tally.codes.get(error.code) ?? 0) + 1);
 }
 
-function checkCost(tally: Tally, label: string, inputBytes: number, bound: MemoryBound, t0: number,
-                   before: NodeJS.MemoryUsage): void {
+function checkCost(tally: Tally, label: string, inputBytes: number, bound: MemoryBound, { t0, cpu, before }: CaseStart): void {
   const ms = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  const cpuMs = (used.user + used.system) / 1000;
   const after = process.memoryUsage();
   const buffers = after.arrayBuffers - before.arrayBuffers;
   const rss = after.rss - before.rss;
@@ -164,18 +168,19 @@ function checkCost(tally: Tally, label: string, inputBytes: number, bound: Memor
   if (rss > limit + (bound.rssSlack ?? 64 * MB)) {
     throw new PropertyBroken(`${label}: RSS grew by ${(rss / MB).toFixed(1)} MB for a ${inputBytes}-byte input`);
   }
-  if (ms > SLOW_MS) throw new PropertyBroken(`${label}: took ${ms.toFixed(0)} ms`);
+  if (cpuMs > SLOW_MS) throw new PropertyBroken(`${label}: took ${cpuMs.toFixed(0)} ms of CPU (${ms.toFixed(0)} ms)`);
 }
 
 interface CaseStart {
   before: NodeJS.MemoryUsage;
   t0: number;
+  cpu: NodeJS.CpuUsage;
 }
 
 function startCase(tally: Tally, label: string): CaseStart {
   tally.count();
   enterCase(label);
-  return { before: process.memoryUsage(), t0: performance.now() };
+  return { before: process.memoryUsage(), t0: performance.now(), cpu: process.cpuUsage() };
 }
 
 /** Tallies how the case ended (valid, or `failure`, which must be a one-line VimedgeError), then its cost. */
@@ -188,7 +193,7 @@ function endCase(tally: Tally, label: string, inputBytes: number, bound: MemoryB
     if (failure.error instanceof PropertyBroken) throw failure.error;
     classify(tally, label, failure.error);
   }
-  checkCost(tally, label, inputBytes, bound, start.t0, start.before);
+  checkCost(tally, label, inputBytes, bound, start);
 }
 
 /**
