@@ -59,7 +59,7 @@ export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Arra
                                 options: ConvertOptions = {}, threads?: Threads,
                                 maxMemory = DEFAULT_MAX_MEMORY): Promise<LoadedModel> {
   const packed = await readModel(bytes, file, options);
-  const planned = packed.data.length + runStateBytes(packed.metadata.config);
+  const planned = packed.data.length + runStateBytes(packed.metadata.config, threads?.pool.threads);
   if (planned > maxMemory) {
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     fail('BAD_MODEL', `${file}: needs ${mib(planned)} of WebAssembly memory (weights + activations), over the maxMemory limit of ${mib(maxMemory)}`);
