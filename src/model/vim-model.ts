@@ -3,12 +3,14 @@
  * byte offsets, every activation buffer planned once (run-state.ts, no allocation per image), and forward()
  * walking docs/MODEL.md §2 step by step. The Linear layers of the mixer run on whatever their weight's stored
  * layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4 for the int8 / int4
- * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is five parallel steps,
- * each divided over every thread: norm + in_proj by token rows; then both directions of the branch laid end to
- * end, conv + SiLU by channels, x_proj + dt_proj + softplus by token rows (x_proj needs all channels of a
- * token), the scan by channels; gate + out_proj by token rows. An Observer sees the activations between those
- * steps, so observing runs the very same kernel calls. Every §
- * below is a section of docs/MODEL.md.
+ * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is four parallel
+ * steps, each divided over every thread: both directions of the branch laid end to end, conv + SiLU by
+ * channels, x_proj + dt_proj + softplus by token rows (x_proj needs all channels of a token), the scan by
+ * channels; then gate + out_proj by token rows, with the next layer's residual add + norm + in_proj on the
+ * same rows in the same step (the first layer's norm + in_proj is a step of its own). Every hand-off costs
+ * the threads a meeting, so steps that need no other thread's rows are not split apart. An Observer sees the
+ * activations between those steps, so observing runs the very same kernel calls. Every § below is a section
+ * of docs/MODEL.md.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
