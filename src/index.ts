@@ -43,15 +43,22 @@ export async function loadClassifier(source?: ModelSource, options: LoadOptions 
   const threads = checkLoadOptions(options);
   source ??= defaultModel();
   const limits = fetchLimits(options.fetch);
-  let model: { bytes: Uint8Array; name: string };
-  if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
-  else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model', limits);
-  else return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
+  if (!isBinary(source) && typeof source !== 'string' && !(source instanceof URL)) fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
   if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
-  const kernels = options.wasm === undefined ? await readKernelWasm()
-    : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
+  // The workers start (their own threads, tens of ms) while this thread reads the model.
+  const workers = threads > 1 ? createNodeThreads(threads) : undefined;
+  workers?.catch(() => undefined);   // a failed start is reported where it is awaited, not as unhandled meanwhile
+  let model: { bytes: Uint8Array; name: string }, kernels: Uint8Array | WebAssembly.Module;
+  try {
+    model = isBinary(source) ? { bytes: asBytes(source), name: 'model' } : await readSource(source, 'model', limits);
+    kernels = options.wasm === undefined ? await readKernelWasm()
+      : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
+  } catch (e) {
+    void workers?.then((t) => t.pool.dispose(), () => undefined);
+    throw e;
+  }
   return createClassifier({
     model: model.bytes, name: model.name, kernels, decode: decoder(limits), convert: options.convert, maxMemory: options.maxMemory,
-    threads: threads > 1 ? await createNodeThreads(threads) : undefined,
+    threads: await workers,
   });
 }
