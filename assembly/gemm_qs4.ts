@@ -3,26 +3,30 @@
 // groups summed in order: y = (sum_g f32(acc_g - zx * wsum[j, g]) * sw[j, g]) * sx[t] + bias[j].
 // Each build has its own kernel, chosen when the module is compiled (scripts/build-wasm.mjs), so the
 // export keeps one name:
-//   portable SIMD: gemm_qs4_2x4_dot16.ts     relaxed SIMD: gemm_qs4_4x4_rdot8.ts
+//   portable SIMD: gemm_qs4_4x4_dot16.ts     relaxed SIMD: gemm_qs4_4x4_rdot8.ts
 // Both unpack the codes as code + 8 (0..15: one XOR per block, then an AND or a 16-bit shift; x86 has no
-// 8-bit shifts, which V8 would emulate with several instructions) and take 8 * (the activations' sum over
-// the group) back off the exact int32 sums: sum x * w = sum x * (w + 8) - 8 * sum x. Both give the same
-// int32, so the same floats follow.
+// 8-bit shifts, which V8 would emulate with several instructions). The portable kernel takes the 8 back
+// off each code as it unpacks a panel to int16; the relaxed one multiplies the offset codes (its
+// instruction wants them unsigned) and takes 8 * (the activations' sum over the group) back off the exact
+// int32 sums: sum x * w = sum x * (w + 8) - 8 * sum x. Both give the same int32, so the same floats follow.
 
 import { Q4_GROUP, q4_k_padded } from './qgemm';
-import { gemm_qs4_2x4_dot16 } from './gemm_qs4_2x4_dot16';
+import { gemm_qs4_4x4_dot16 } from './gemm_qs4_4x4_dot16';
 import { gemm_qs4_4x4_rdot8 } from './gemm_qs4_4x4_rdot8';
 
 /**
- * As gemm_qs8_4x4_dot16 for a q4g64 weight. scratch: m * G i32 of the caller's for the activations'
- * group sums, computed once per call.
+ * As gemm_qs8_4x4_dot16 for a q4g64 weight. scratch: max(8 * kp + 32 * G, 4 * m * G) bytes of the caller's (q4ScratchBytes, src/model/contract.ts): the
+ * unpacked panel (portable) or the activations' group sums, computed once per call (relaxed).
  */
 export function gemm_qs4(qx: usize, ldq: i32, m: i32, k: i32, w: usize, n: i32, sw: usize, wsum: usize,
                          sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, scratch: usize): void {
   const kp = q4_k_padded(k);
-  group_sums(qx, ldq, m, kp / Q4_GROUP, scratch);
-  if (ASC_FEATURE_RELAXED_SIMD) gemm_qs4_4x4_rdot8(qx, ldq, m, kp, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
-  else gemm_qs4_2x4_dot16(qx, ldq, m, kp, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    group_sums(qx, ldq, m, kp / Q4_GROUP, scratch);
+    gemm_qs4_4x4_rdot8(qx, ldq, m, k, kp, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
+  } else {
+    gemm_qs4_4x4_dot16(qx, ldq, m, k, kp, w, n, sw, wsum, sx, zx, bias, c, ldc, scratch);
+  }
 }
 
 /** scratch[t, g] = sum of row t's int8 activations over group g (64 inputs), for m rows. */

@@ -6,10 +6,11 @@
 
 import { Q4_GROUP, column4, dequantize, store_row, unoffset, zero_at } from './qgemm';
 
-/** See gemm_qs4.ts; kp = q4_k_padded(k), sums: the activations' group sums [m, kp / 64]. */
-export function gemm_qs4_4x4_rdot8(qx: usize, ldq: i32, m: i32, kp: i32, w: usize, n: i32, sw: usize, wsum: usize,
+/** See gemm_qs4_4x4_dot16.ts (the same tile and loops on another multiply-add). */
+export function gemm_qs4_4x4_rdot8(qx: usize, ldq: i32, m: i32, k: i32, kp: i32, w: usize, n: i32, sw: usize, wsum: usize,
                                    sx: usize, zx: usize, bias: usize, c: usize, ldc: i32, sums: usize): void {
   const groups = kp / Q4_GROUP;
+  const kEnd = (k + 7) & ~7;
   const panelBytes = <usize>kp << 1;
   const ld = <usize>ldq;
   const flip = i8x16.splat(-120);
@@ -24,8 +25,8 @@ export function gemm_qs4_4x4_rdot8(qx: usize, ldq: i32, m: i32, kp: i32, w: usiz
       let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
       for (let g = 0; g < groups; g++) {
         let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-        const k0 = g * Q4_GROUP;
-        for (let kk = k0; kk < k0 + Q4_GROUP; kk += 8) {
+        const k0 = g * Q4_GROUP, k1 = min(k0 + Q4_GROUP, kEnd);
+        for (let kk = k0; kk < k1; kk += 8) {
           const u = v128.xor(v128.load(wp + (<usize>kk << 1)), flip);
           const first = v128.and(u, low), second = v128.and(i16x8.shr_u(u, 4), low);
           const o = <usize>kk;

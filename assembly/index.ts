@@ -10,7 +10,7 @@
 //   tile      rows x outputs held in registers (4x8: 4 rows of A, 8 outputs)
 //   path      dot16 = i32x4.dot_i16x8_s (portable SIMD, int8 widened to int16); rdot8 =
 //             i32x4.relaxed_dot_i8x16_i7x16_add_s (relaxed SIMD); none = f32x4 multiply and add
-// gemm_qs4 has one kernel per build (portable gemm_qs4_2x4_dot16, relaxed gemm_qs4_4x4_rdot8), so its export
+// gemm_qs4 has one kernel per build (portable gemm_qs4_4x4_dot16, relaxed gemm_qs4_4x4_rdot8), so its export
 // names only what both share; every other kernel is the same code in all four builds.
 
 export { exp_f32_array, exp2_nonpositive_f32_array } from './math_f32x4';

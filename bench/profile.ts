@@ -7,6 +7,9 @@
  * Then the work balance at --threads threads: each parallel step (parallel.ts StepName) split as VimModel
  * splits it for that many threads, every thread's call list run here one after the other and timed, so the
  * table (step x thread, share of the step's measured time) reads the same on a machine of any core count.
+ * Last, the hand-off on real threads (node-threads.ts): per step, the wall time against the slowest
+ * thread's own list; the difference is what handing the step over and waiting for it cost. This one needs
+ * as many free cores as threads to mean anything.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -17,6 +20,8 @@ import { instantiateKernels, wrapKernels, type KernelName, type Kernels } from '
 import type { StepName, ThreadPool } from '../src/model/parallel.js';
 import { VimModel } from '../src/model/vim-model.js';
 import { readKernelWasm } from '../src/hosts/node-wasm.js';
+import { createNodeThreads } from '../src/hosts/node-threads.js';
+import type { SharedMemoryPool, StepTiming } from '../src/hosts/shared-pool.js';
 
 export interface ProfileRow { kernel: string; shape: string; calls: number; ms: number; gmacs?: number }
 
@@ -81,6 +86,42 @@ export async function workBalance(file: string, threads: number, runs: number): 
   });
 }
 
+/** One step kind on real threads, ms per image (medians over the images of per-image sums over the layers). */
+export interface HandOff { step: StepName; steps: number; wall: number; slowest: number; overhead: number }
+
+/** Each step kind's wall time and slowest list on `threads` real threads, and the whole forward's time. */
+export async function handOffs(file: string, threads: number, runs: number): Promise<{ forwardMs: number; steps: HandOff[] }> {
+  const { metadata, data } = await readVimq(await readFile(file), file);
+  const { kernels, pool } = await createNodeThreads(threads);
+  try {
+    const model = new VimModel(metadata.config, kernels, metadata.tensors, data, { activationBits: metadata.quantization?.activationBits, pool });
+    const input = syntheticInput(metadata.config);
+    for (let i = 0; i < 3; i++) model.forward(input);
+    const timed = pool as SharedMemoryPool;
+    const perImage: { ms: number; timings: StepTiming[] }[] = [];
+    for (let i = 0; i < runs; i++) {
+      timed.timings = [];
+      const t0 = performance.now();
+      model.forward(input);
+      perImage.push({ ms: performance.now() - t0, timings: timed.timings });
+    }
+    timed.timings = undefined;
+    const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+    const names = [...new Set(perImage[0].timings.map((t) => t.step))];
+    const steps = names.map((step) => {
+      const sums = perImage.map(({ timings }) => timings.filter((t) => t.step === step).reduce((a, t) => {
+        const slowest = Math.max(...t.lists);
+        return { steps: a.steps + 1, wall: a.wall + t.wall, slowest: a.slowest + slowest, overhead: a.overhead + t.wall - slowest };
+      }, { steps: 0, wall: 0, slowest: 0, overhead: 0 }));
+      return { step, steps: sums[0].steps, wall: median(sums.map((x) => x.wall)), slowest: median(sums.map((x) => x.slowest)),
+        overhead: median(sums.map((x) => x.overhead)) };
+    });
+    return { forwardMs: median(perImage.map((x) => x.ms)), steps };
+  } finally {
+    pool.dispose();
+  }
+}
+
 function syntheticInput(c: ModelMetadata['config']): Float32Array {
   return Float32Array.from({ length: c.channels * c.imageSize * c.imageSize }, (_, i) => Math.sin(i * 12.9898) * 2);
 }
@@ -125,7 +166,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { values, positionals } = parseArgs({ allowPositionals: true,
     options: { runs: { type: 'string', default: '10' }, threads: { type: 'string', default: '8' }, json: { type: 'boolean' } } });
   const runs = Number(values.runs), threads = Number(values.threads);
-  const result = { ...await profileModel(positionals[0], runs), balance: { threads, steps: await workBalance(positionals[0], threads, runs) } };
+  const result = { ...await profileModel(positionals[0], runs), balance: { threads, steps: await workBalance(positionals[0], threads, runs) },
+    handOff: threads > 1 ? { threads, ...await handOffs(positionals[0], threads, runs) } : undefined };
   if (values.json) console.log(JSON.stringify(result));
   else {
     console.log(`forward: ${result.untimedMs.toFixed(1)} ms untimed, ${result.timedMs.toFixed(1)} ms with per-call timing`);
@@ -135,10 +177,22 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         `${(100 * r.ms / result.timedMs).toFixed(1).padStart(7)}%${r.gmacs ? r.gmacs.toFixed(1).padStart(8) : ''}`);
     }
     console.log(`\nwork balance at ${threads} threads: each thread's share of a step's measured time (even: ${(100 / threads).toFixed(1)}%)`);
-    console.log(`${'step'.padEnd(28)}${'ms'.padStart(7)}${Array.from({ length: threads }, (_, i) => `t${i}`.padStart(7)).join('')}  max/even`);
+    console.log(`${'step'.padEnd(38)}${'ms'.padStart(7)}${Array.from({ length: threads }, (_, i) => `t${i}`.padStart(7)).join('')}  max/even`);
     for (const b of result.balance.steps) {
-      console.log(`${b.step.padEnd(28)}${b.ms.toFixed(2).padStart(7)}${b.shares.map((f) => (100 * f).toFixed(1).padStart(7)).join('')}` +
+      console.log(`${b.step.padEnd(38)}${b.ms.toFixed(2).padStart(7)}${b.shares.map((f) => (100 * f).toFixed(1).padStart(7)).join('')}` +
         `${(Math.max(...b.shares) * threads).toFixed(3).padStart(10)}`);
+    }
+    const h = result.handOff;
+    if (h) {
+      console.log(`\nhand-off on ${h.threads} real threads: ${h.forwardMs.toFixed(1)} ms per image; per step kind, ms per image ` +
+        '(wall: hand-off to the last thread done; slowest: the longest own list; overhead: the difference)');
+      console.log(`${'step'.padEnd(38)}${'steps'.padStart(6)}${'wall'.padStart(9)}${'slowest'.padStart(9)}${'overhead'.padStart(10)}${'per step µs'.padStart(13)}`);
+      for (const x of h.steps) {
+        console.log(`${x.step.padEnd(38)}${String(x.steps).padStart(6)}${x.wall.toFixed(2).padStart(9)}${x.slowest.toFixed(2).padStart(9)}` +
+          `${x.overhead.toFixed(2).padStart(10)}${(1000 * x.overhead / x.steps).toFixed(1).padStart(13)}`);
+      }
+      const serial = h.forwardMs - h.steps.reduce((a, x) => a + x.wall, 0);
+      console.log(`${'between steps (this thread alone)'.padEnd(38)}${''.padStart(6)}${serial.toFixed(2).padStart(9)}`);
     }
   }
 }

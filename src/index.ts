@@ -44,12 +44,21 @@ export async function loadClassifier(source?: ModelSource, options: LoadOptions 
   if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
   const { onProgress, signal } = options;
   const limits = fetchLimits(options.fetch);
-  const model = await sourceBytes(source, 'model', readSource, { ...limits, onProgress, signal });
-  const kernels = options.wasm === undefined ? await readKernelWasm()
-    : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
+  // The workers start (their own threads, tens of ms) while this thread reads the model.
+  const workers = threads > 1 ? createNodeThreads(threads) : undefined;
+  workers?.catch(() => undefined);   // a failed start is reported where it is awaited, not as unhandled meanwhile
+  let model: { bytes: Uint8Array; name: string }, kernels: Uint8Array | WebAssembly.Module;
+  try {
+    model = await sourceBytes(source, 'model', readSource, { ...limits, onProgress, signal });
+    kernels = options.wasm === undefined ? await readKernelWasm()
+      : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
+  } catch (e) {
+    void workers?.then((t) => t.pool.dispose(), () => undefined);
+    throw e;
+  }
   return createClassifier({
     model: model.bytes, name: model.name, kernels, images: NODE_IMAGES, limits, convert: options.convert, maxMemory: options.maxMemory,
-    threads: threads > 1 ? await createNodeThreads(threads) : undefined, signal,
+    threads: await workers, signal,
   });
 }
 

@@ -18,6 +18,7 @@ import { packQ4, packQ8 } from '../src/convert/pack.js';
 import { hadamardMatrix } from '../src/quant/hadamard.js';
 import { roundHalfEven } from '../src/quant/quantizer.js';
 import { relaxedSimdWorks } from '../src/hosts/node-wasm.js';
+import { q4ScratchBytes } from '../src/model/contract.js';
 
 const fr = Math.fround;
 
@@ -135,7 +136,7 @@ const SHAPES = [[1, 13, 5], [50, 37, 34], [4, 1, 3], [17, 192, 44], [50, 384, 19
 // under Deno on every engine.
 const GEMMS = [
   { kernel: 'gemm_qs8_4x4_dot16', bits: 8, flavor: 'portable' },
-  { kernel: 'gemm_qs4_2x4_dot16', bits: 4, flavor: 'portable' },
+  { kernel: 'gemm_qs4_4x4_dot16', bits: 4, flavor: 'portable' },
   { kernel: 'gemm_qs4_4x4_rdot8', bits: 4, flavor: 'relaxed' },
 ] as const;
 for (const [m, k, n] of SHAPES) {
@@ -168,7 +169,7 @@ for (const [m, k, n] of SHAPES) {
         const ldc = n + 3;                       // a row stride wider than N: the kernel must respect it
         const c = b.alloc(m * ldc);
         if (bits === 8) b.k.gemm_qs8_4x4_dot16(...args, withBias ? b.put(bias) : 0, c, ldc);
-        else b.k.gemm_qs4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(m * groups));
+        else b.k.gemm_qs4(...args, withBias ? b.put(bias) : 0, c, ldc, b.alloc(q4ScratchBytes(m, k) / 4));
         const got = f32At(b, c, m * ldc);
         const ref = gemmRef(qx, m, k, codes, n, group, sw, sum, sx, zx, withBias ? bias : undefined);
         const rowsGot = new Float32Array(m * n);

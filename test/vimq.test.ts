@@ -111,4 +111,20 @@ test('metadata that disagrees with its tensors is refused, saying which tensor',
   await refused(await withMetadata((m) => { m.tensors.pop(); }), /head\.bias is missing/);
 });
 
+test('NaN or infinite weights are refused, saying which tensor and element, wherever the bytes sit in memory', async () => {
+  const { metadata, data } = await readVimq(await fileP);
+  const f32 = metadata.tensors.filter((t) => t.dtype === 'f32');
+  const first = f32[0], last = f32[f32.length - 1];
+  for (const [t, element, value] of [[first, 0, Number.NaN], [last, last.bytes / 4 - 1, Number.NEGATIVE_INFINITY], [first, 5, Number.POSITIVE_INFINITY]] as const) {
+    const poisoned = data.slice();
+    new DataView(poisoned.buffer).setFloat32(t.offset + 4 * element, value, true);
+    const file = await writeVimq(metadata, poisoned);
+    const shifted = new Uint8Array(file.length + 1);   // the data section at an odd address: read through copies
+    shifted.set(file, 1);
+    for (const bytes of [file, shifted.subarray(1)]) {
+      await refused(bytes, new RegExp(`tensor ${t.name.replace(/\./g, '\\.')} holds ${value} at element ${element}$`));
+    }
+  }
+});
+
 test.run();

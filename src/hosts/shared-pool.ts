@@ -8,15 +8,19 @@
  * microseconds and a futex wake-up costs tens of them.
  */
 import { KERNEL_NAMES, type KernelName, type Kernels } from '../model/kernels.js';
-import type { KernelCall, ThreadPool } from '../model/parallel.js';
+import type { KernelCall, StepName, ThreadPool } from '../model/parallel.js';
 import { fail } from '../errors.js';
 
 /** Pages of shared memory a model may grow to (2 GiB: Vim-Base fp32 and its activations fit). */
 export const MAX_PAGES = 32768;
 
-/** Layout of the control block (Int32 indices) and of each worker's call slot (Float64 values). */
-const CONTROL = { generation: 0, pending: 1, failed: 2, stop: 3, ints: 4 } as const;
+/**
+ * Layout of the shared buffer: the control block (Int32 indices; `timing` set: workers time their lists),
+ * then each worker's call slot (Float64 values), then each worker's last list time in ms (Float64).
+ */
+const CONTROL = { generation: 0, pending: 1, failed: 2, stop: 3, timing: 4, ints: 8 } as const;
 const SLOT_VALUES = 8192;
+const slotsAt = CONTROL.ints * 4;
 /** Spin iterations before sleeping (~20-50 µs). */
 const SPINS = 20000;
 
@@ -28,7 +32,7 @@ export interface WorkerInit {
   index: number;
   /** KERNEL_NAMES: a call in a slot names its kernel by its index in this list. */
   names: readonly string[];
-  layout: { control: typeof CONTROL; slotValues: number; spins: number };
+  layout: { control: typeof CONTROL; slotValues: number; spins: number; workers: number };
 }
 
 /**
@@ -40,11 +44,13 @@ export interface WorkerInit {
  * it needs no module file of its own next to the compiled host.
  */
 export function workerLoop(init: WorkerInit, ready: () => void): void {
-  const { control: C, slotValues, spins } = init.layout;
+  const { control: C, slotValues, spins, workers } = init.layout;
   const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
   const kernels = init.names.map((n) => instance.exports[n] as (...a: number[]) => void);
   const control = new Int32Array(init.control, 0, C.ints);
-  const slot = new Float64Array(init.control, 16 + init.index * slotValues * 8, slotValues);
+  const at0 = C.ints * 4;
+  const slot = new Float64Array(init.control, at0 + init.index * slotValues * 8, slotValues);
+  const listMs = new Float64Array(init.control, at0 + workers * slotValues * 8, workers);
   const args: number[] = [];
   let seen = Atomics.load(control, C.generation);   // read before 'ready': the first job comes after it
   ready();
@@ -54,6 +60,7 @@ export function workerLoop(init: WorkerInit, ready: () => void): void {
     }
     seen = Atomics.load(control, C.generation);
     if (Atomics.load(control, C.stop)) return;
+    const timed = Atomics.load(control, C.timing) === 1, t0 = timed ? performance.now() : 0;
     try {
       for (let at = 0; slot[at] !== -1;) {
         const n = slot[at + 1];
@@ -65,6 +72,7 @@ export function workerLoop(init: WorkerInit, ready: () => void): void {
     } catch {
       Atomics.store(control, C.failed, 1);
     }
+    if (timed) listMs[init.index] = performance.now() - t0;
     if (Atomics.sub(control, C.pending, 1) === 1) Atomics.notify(control, C.pending);
   }
 }
@@ -80,9 +88,9 @@ export interface PoolWorker {
  */
 export async function startPool(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, threads: number,
                                 start: (init: WorkerInit) => Promise<PoolWorker>): Promise<SharedMemoryPool> {
-  const buffer = new SharedArrayBuffer(16 + (threads - 1) * SLOT_VALUES * 8);
+  const buffer = new SharedArrayBuffer(slotsAt + (threads - 1) * (SLOT_VALUES * 8 + 8));
   const workers = await Promise.all(Array.from({ length: threads - 1 }, (_, index) => start({
-    module, memory, control: buffer, index, names: KERNEL_NAMES, layout: { control: CONTROL, slotValues: SLOT_VALUES, spins: SPINS },
+    module, memory, control: buffer, index, names: KERNEL_NAMES, layout: { control: CONTROL, slotValues: SLOT_VALUES, spins: SPINS, workers: threads - 1 },
   })));
   return new SharedMemoryPool(kernels, workers, buffer);
 }
@@ -97,24 +105,37 @@ function canWait(): boolean {
   }
 }
 
+/** Where one parallel step's time went (bench/profile.ts), ms. */
+export interface StepTiming {
+  step: StepName;
+  wall: number;        // from the start of the hand-off to the last thread done
+  lists: number[];     // each thread's own list, as that thread timed it (0: the caller)
+}
+
 export class SharedMemoryPool implements ThreadPool {
   readonly threads: number;
   /** Set by a host when a worker reports an error outside a kernel call. */
   error: string | undefined;
+  /** Set (to an empty list) to have every step's timing appended to it. */
+  timings: StepTiming[] | undefined;
   private readonly control: Int32Array;
   private readonly slots: Float64Array[];
+  private readonly listMs: Float64Array;
   private readonly nameIndex = new Map(KERNEL_NAMES.map((n, i) => [n, i]));
   private readonly waits = canWait();
 
   constructor(private readonly kernels: Kernels, private readonly workers: PoolWorker[], buffer: SharedArrayBuffer) {
     this.threads = workers.length + 1;
     this.control = new Int32Array(buffer, 0, CONTROL.ints);
-    this.slots = workers.map((_, i) => new Float64Array(buffer, 16 + i * SLOT_VALUES * 8, SLOT_VALUES));
+    this.slots = workers.map((_, i) => new Float64Array(buffer, slotsAt + i * SLOT_VALUES * 8, SLOT_VALUES));
+    this.listMs = new Float64Array(buffer, slotsAt + workers.length * SLOT_VALUES * 8, workers.length);
   }
 
-  run(lists: KernelCall[][]): void {
+  run(lists: KernelCall[][], step: StepName): void {
     if (this.error) fail('BAD_MODEL', `a worker thread failed: ${this.error}`);
-    const c = this.control;
+    const c = this.control, timings = this.timings;
+    const t0 = timings ? performance.now() : 0;
+    Atomics.store(c, CONTROL.timing, timings ? 1 : 0);
     for (let i = 1; i < lists.length; i++) {
       const slot = this.slots[i - 1];
       let at = 0;
@@ -131,11 +152,14 @@ export class SharedMemoryPool implements ThreadPool {
     Atomics.add(c, CONTROL.generation, 1);
     Atomics.notify(c, CONTROL.generation);
     const k = this.kernels as unknown as Record<KernelName, (...a: number[]) => void>;
+    const t1 = timings ? performance.now() : 0;
     for (const call of lists[0] ?? []) k[call.name](...call.args);
+    const own = timings ? performance.now() - t1 : 0;
     for (let spin = 0; Atomics.load(c, CONTROL.pending) !== 0; spin++) {
       if (spin > SPINS && this.waits) Atomics.wait(c, CONTROL.pending, Atomics.load(c, CONTROL.pending), 1000);
     }
     if (Atomics.load(c, CONTROL.failed)) fail('BAD_MODEL', 'a worker thread failed while running a kernel');
+    timings?.push({ step, wall: performance.now() - t0, lists: [own, ...this.listMs] });
   }
 
   dispose(): void {

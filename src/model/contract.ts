@@ -49,6 +49,15 @@ export const LAYOUT_DTYPES: Record<TensorLayout, readonly TensorDtype[]> = {
 /** Inputs per scale group of a 'q4g64' weight. */
 export const Q4_GROUP = 64;
 
+/**
+ * Bytes of gemm_qs4's scratch for a call of m rows of k inputs, in either build (assembly/gemm_qs4.ts): the
+ * portable kernel's unpacked panel with its scales, or the relaxed kernel's activation sums per group.
+ */
+export function q4ScratchBytes(m: number, k: number): number {
+  const kp = alignUp(k, Q4_GROUP), groups = kp / Q4_GROUP;
+  return Math.max(8 * kp + 32 * groups, 4 * m * groups);
+}
+
 /** Bytes a tensor of this logical shape takes in this layout; -1 for an unknown layout. */
 export function layoutBytes(shape: number[], layout: TensorLayout): number {
   const count = shape.reduce((a, b) => a * b, 1);

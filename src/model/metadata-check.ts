@@ -133,14 +133,27 @@ function checkRecords(metadata: ModelMetadata, bad: (why: string) => never): voi
 
 /** NaN or Inf weights make every answer NaN; the checkpoint path refuses them in infer-config, so does this. */
 function checkFiniteWeights(metadata: ModelMetadata, data: Uint8Array, bad: (why: string) => never): void {
-  // Tensor offsets are 64-aligned in the data section; the section itself may sit anywhere in a Buffer.
-  const floats = data.byteOffset % 4 === 0 ? new Float32Array(data.buffer, data.byteOffset, data.byteLength >> 2) : undefined;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  // Tensor offsets are 64-aligned in the data section; the section itself may sit anywhere in a Buffer
+  // (then each tensor is copied to be read as floats).
+  const aligned = data.byteOffset % 4 === 0;
   for (const t of metadata.tensors) {
     if (t.dtype !== 'f32') continue;
-    for (let i = t.offset >> 2, end = (t.offset + t.bytes) >> 2; i < end; i++) {
-      const v = floats ? floats[i] : view.getFloat32(4 * i, true);
-      if (!Number.isFinite(v)) bad(`tensor ${t.name} holds ${v} at element ${i - (t.offset >> 2)}`);
-    }
+    const values = aligned ? new Float32Array(data.buffer, data.byteOffset + t.offset, t.bytes >> 2)
+      : new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
+    const at = firstNonFinite(values);
+    if (at >= 0) bad(`tensor ${t.name} holds ${values[at]} at element ${at}`);
   }
+}
+
+/**
+ * Index of the first NaN or ±Infinity in `values`, or -1. One function called per tensor, so the engine
+ * optimizes it after a few tensors (a loop inline in the caller ran ~3x slower at load); v - v is NaN exactly
+ * for those values, cheaper there than Number.isFinite.
+ */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v - v !== 0) return i;
+  }
+  return -1;
 }

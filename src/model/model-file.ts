@@ -61,8 +61,8 @@ export const DEFAULT_MAX_MEMORY = 2 ** 31;
  * Refuses a model whose weights and planned activations need more than maxMemory bytes of WebAssembly
  * memory, before any is allocated: a small file may declare a huge input.
  */
-function checkMemory(weightBytes: number, config: VimConfig, file: string, maxMemory: number): void {
-  const planned = weightBytes + runStateBytes(config);
+function checkMemory(weightBytes: number, config: VimConfig, file: string, maxMemory: number, threads?: number): void {
+  const planned = weightBytes + runStateBytes(config, threads);
   if (planned > maxMemory) {
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     fail('BAD_MODEL', `${file}: needs ${mib(planned)} of WebAssembly memory (weights + activations), over the maxMemory limit of ${mib(maxMemory)}`);
@@ -77,7 +77,7 @@ export async function loadModel(bytes: Uint8Array, file: string, wasm: Uint8Arra
                                 options: ConvertOptions = {}, threads?: Threads,
                                 maxMemory = DEFAULT_MAX_MEMORY): Promise<LoadedModel> {
   const packed = await readModel(bytes, file, options);
-  checkMemory(packed.data.length, packed.metadata.config, file, maxMemory);
+  checkMemory(packed.data.length, packed.metadata.config, file, maxMemory, threads?.pool.threads);
   return { metadata: packed.metadata, model: await instantiate(packed, wasm, threads) };
 }
 

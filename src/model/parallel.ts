@@ -10,7 +10,8 @@ import { wrapKernels, type KernelName, type Kernels } from './kernels.js';
 export interface KernelCall { name: KernelName; args: number[] }
 
 /** What a parallel step computes, named for profiles (bench/profile.ts reports the work of each thread a step). */
-export type StepName = 'patch embed' | 'norm + in_proj' | 'conv + SiLU' | 'x_proj + dt_proj + softplus' | 'scan' | 'gate + out_proj';
+export type StepName = 'patch embed' | 'norm + in_proj' | 'conv + SiLU' | 'x_proj + dt_proj + softplus' | 'scan' |
+  'gate + out_proj + next norm + in_proj' | 'gate + out_proj';
 
 export interface ThreadPool {
   readonly threads: number;

@@ -4,7 +4,7 @@
  * from this plan and the metadata check bounds it against wasm32, so both read the same arithmetic.
  */
 import type { VimConfig } from './config.js';
-import { alignUp, BLOB_ALIGN, Q4_GROUP } from './contract.js';
+import { alignUp, BLOB_ALIGN, q4ScratchBytes, Q4_GROUP } from './contract.js';
 
 /** Rows of a buffer: byte offset of row 0 and row stride in floats. */
 export interface Rows {
@@ -32,7 +32,6 @@ export interface LinearScratch {
   rowScale: number;  // [L] f32 scale of each row of q
   rowZero: number;   // [L] i32 zero point of each row of q
   rotation: number;  // [L, 48] floats: hadamard_rows_f32's scratch for the call starting at that row
-  groupSums: number; // i32 [L, kp / 64]: gemm_qs4's activation sums per group (relaxed-SIMD build)
 }
 
 /** Floats of hadamard_rows_f32's scratch (12 segments of 4). */
@@ -59,10 +58,13 @@ export interface RunState {
   cls: number;        // [D] final-normed class token
   logits: number;     // [numClasses]
   branches: [BranchBuffers, BranchBuffers];   // forward, backward
+  gemmScratch: number;       // gemm_qs4's scratch of each thread: thread i's at gemmScratch + i * gemmScratchBytes
+  gemmScratchBytes: number;
   end: number;
 }
 
-export function planRunState(cfg: VimConfig, start: number): RunState {
+/** The run state of a model with config `cfg` from byte `start`, for `threads` threads. */
+export function planRunState(cfg: VimConfig, start: number, threads = 1): RunState {
   const { embedDim: D, innerDim: E, dState: N, dtRank: R, numTokens: L } = cfg;
   const M = cfg.gridSize * cfg.gridSize;
   let at = start;
@@ -78,15 +80,16 @@ export function planRunState(cfg: VimConfig, start: number): RunState {
   const kp = alignUp(Math.max(D, E, R), Q4_GROUP);
   const branch = (): BranchBuffers => {
     const u = take(L * E), xd = take(L * (R + 2 * N)), delta = take(L * E);
-    const scratch = { kp, q: take(L * kp / 4), rowScale: take(L), rowZero: take(L), rotation: take(L * ROTATION_SCRATCH),
-      groupSums: take(L * kp / Q4_GROUP) };
+    const scratch = { kp, q: take(L * kp / 4), rowScale: take(L), rowZero: take(L), rotation: take(L * ROTATION_SCRATCH) };
     return { u, xd, delta, scratch };
   };
   const branches: [BranchBuffers, BranchBuffers] = [branch(), branch()];
-  return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, end: at };
+  const gemmScratchBytes = alignUp(q4ScratchBytes(L, Math.max(D, E, R)), BLOB_ALIGN);
+  const gemmScratch = take(threads * gemmScratchBytes / 4);
+  return { img, patches, embed, resid, normed, h, xz, yf, yb, cls, logits, branches, gemmScratch, gemmScratchBytes, end: at };
 }
 
-/** Bytes of the run state of a model with config `cfg`. */
-export function runStateBytes(cfg: VimConfig): number {
-  return planRunState(cfg, 0).end;
+/** Bytes of the run state of a model with config `cfg` on `threads` threads. */
+export function runStateBytes(cfg: VimConfig, threads = 1): number {
+  return planRunState(cfg, 0, threads).end;
 }

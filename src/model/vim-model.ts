@@ -3,12 +3,14 @@
  * byte offsets, every activation buffer planned once (run-state.ts, no allocation per image), and forward()
  * walking docs/MODEL.md §2 step by step. The Linear layers of the mixer run on whatever their weight's stored
  * layout says: gemm_f32_4x8 for 'kn8', or quantize_s8 + gemm_qs8_4x4_dot16 / gemm_qs4 for the int8 / int4
- * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is five parallel steps,
- * each divided over every thread: norm + in_proj by token rows; then both directions of the branch laid end to
- * end, conv + SiLU by channels, x_proj + dt_proj + softplus by token rows (x_proj needs all channels of a
- * token), the scan by channels; gate + out_proj by token rows. An Observer sees the activations between those
- * steps, so observing runs the very same kernel calls. Every §
- * below is a section of docs/MODEL.md.
+ * layouts of a quantized file (docs/FORMAT.md). With a ThreadPool (parallel.ts), each layer is four parallel
+ * steps, each divided over every thread: both directions of the branch laid end to end, conv + SiLU by
+ * channels, x_proj + dt_proj + softplus by token rows (x_proj needs all channels of a token), the scan by
+ * channels; then gate + out_proj by token rows, with the next layer's residual add + norm + in_proj on the
+ * same rows in the same step (the first layer's norm + in_proj is a step of its own). Every hand-off costs
+ * the threads a meeting, so steps that need no other thread's rows are not split apart. An Observer sees the
+ * activations between those steps, so observing runs the very same kernel calls. Every § below is a section
+ * of docs/MODEL.md.
  */
 import type { VimConfig } from './config.js';
 import { ensureMemory, type Kernels } from './kernels.js';
@@ -162,7 +164,7 @@ export class VimModel {
     });
     this.qmin = -(2 ** (bits - 1));
     this.qmax = 2 ** (bits - 1) - 1;
-    this.s = planRunState(config, alignUp(base + data.length, BLOB_ALIGN));
+    this.s = planRunState(config, alignUp(base + data.length, BLOB_ALIGN), this.threads);
     this.weights = resolveWeights(config, plan, new Map(tensors.map((t) => [t.name, base + t.offset])), this.s);
     ensureMemory(kernels, this.s.end);
     new Uint8Array(kernels.memory.buffer).set(data, base);
@@ -202,14 +204,10 @@ export class VimModel {
     k.assemble_tokens_f32(s.embed, w.clsToken, w.posEmbed, s.resid, L, D, c.clsIndex);
     o?.tokens?.(this.floats(s.resid, L * D));
 
-    // §2.1 step 4, §2.2: pre-norm residual blocks, resid += h from the second block on.
+    // §2.1 step 4, §2.2: pre-norm residual blocks, resid += h from the second block on. A block's gate +
+    // out_proj and the next block's add + norm + in_proj work on the same token rows, so they are one step.
+    this.parallel('norm + in_proj', L, 1, (kk, r0, r1, t) => this.normAndInProj(kk, 0, r0, r1, t));
     w.layers.forEach((layer, i) => {
-      this.parallel('norm + in_proj', L, 1, (kk, r0, r1) => {
-        const resid = s.resid + r0 * D * 4;
-        if (i > 0) kk.add_inplace_f32(resid, s.h + r0 * D * 4, (r1 - r0) * D);
-        kk.rmsnorm_f32(resid, layer.norm, s.normed.at + r0 * D * 4, r1 - r0, D, c.normEps);
-        this.linear(kk, layer.inProj, r0, r1);
-      });
       o?.residual?.(i, this.floats(s.resid, L * D));
       this.observeInput(layer.inProj, o);
       o?.mixerInput?.(i, this.rows({ at: s.xz, ld: 2 * E }, E), this.rows({ at: s.xz + E * 4, ld: 2 * E }, E));
@@ -218,11 +216,13 @@ export class VimModel {
       for (const b of layer.branches) this.observeBranch(i, b, o);
 
       // §2.3: y = (y_f + y_b) / 2 · gate(z), then out_proj.
-      this.parallel('gate + out_proj', L, 1, (kk, r0, r1) => {
+      const next = i + 1 < w.layers.length ? i + 1 : undefined;
+      this.parallel(next ? 'gate + out_proj + next norm + in_proj' : 'gate + out_proj', L, 1, (kk, r0, r1, t) => {
         const rows = r1 - r0, yf = s.yf.at + r0 * E * 4, yb = s.yb + r0 * E * 4, z = s.xz + (r0 * 2 * E + E) * 4;
         if (layer.gateScale) kk.combine_gate_scaled_f32(yf, yb, z, 2 * E, rows, E, layer.gateScale);
         else kk.combine_gate_f32(yf, yb, z, 2 * E, rows, E);
-        this.linear(kk, layer.outProj, r0, r1);
+        this.linear(kk, layer.outProj, r0, r1, t);
+        if (next !== undefined) this.normAndInProj(kk, next, r0, r1, t);
       });
       this.observeInput(layer.outProj, o);
       o?.mixerOutput?.(i, this.floats(s.h, L * D));
@@ -237,21 +237,29 @@ export class VimModel {
     return this.floats(s.logits, c.numClasses).slice();
   }
 
+  /** Rows [r0, r1) of block `layer`'s first step: resid += h (from the second block on), RMSNorm, in_proj. */
+  private normAndInProj(k: Kernels, layer: number, r0: number, r1: number, thread: number): void {
+    const s = this.s, D = this.config.embedDim, resid = s.resid + r0 * D * 4;
+    if (layer > 0) k.add_inplace_f32(resid, s.h + r0 * D * 4, (r1 - r0) * D);
+    k.rmsnorm_f32(resid, this.weights.layers[layer].norm, s.normed.at + r0 * D * 4, r1 - r0, D, this.config.normEps);
+    this.linear(k, this.weights.layers[layer].inProj, r0, r1, thread);
+  }
+
   /**
-   * One parallel step over `units` units of work (token rows or channels): `step(kernels, a, b)` issues the
-   * calls for units [a, b). Runs here, whole, without a pool; else one share (shareRange, boundaries on
-   * multiples of `grain`) per thread.
+   * One parallel step over `units` units of work (token rows or channels): `step(kernels, a, b, thread)`
+   * issues the calls for units [a, b) on that thread. Runs here, whole, without a pool; else one share
+   * (shareRange, boundaries on multiples of `grain`) per thread.
    */
-  private parallel(name: StepName, units: number, grain: number, step: (k: Kernels, a: number, b: number) => void): void {
+  private parallel(name: StepName, units: number, grain: number, step: (k: Kernels, a: number, b: number, thread: number) => void): void {
     const pool = this.pool;
     if (!pool) {
-      step(this.k, 0, units);
+      step(this.k, 0, units, 0);
       return;
     }
     this.lanes.forEach((lane, i) => {
       lane.calls.length = 0;
       const [a, b] = shareRange(units, pool.threads, i, grain);
-      if (b > a) step(lane.k, a, b);
+      if (b > a) step(lane.k, a, b, i);
     });
     pool.run(this.lanes.map((lane) => lane.calls), name);
   }
@@ -261,10 +269,10 @@ export class VimModel {
    * end to end so that the threads share 2·size; `step(kernels, branch, a, b)` issues units [a, b) of one.
    */
   private bothDirections(name: StepName, branches: [Branch, Branch], size: number, grain: number,
-                         step: (k: Kernels, b: Branch, a: number, z: number) => void): void {
-    this.parallel(name, 2 * size, grain, (k, a, z) => branches.forEach((b, j) => {
+                         step: (k: Kernels, b: Branch, a: number, z: number, thread: number) => void): void {
+    this.parallel(name, 2 * size, grain, (k, a, z, thread) => branches.forEach((b, j) => {
       const lo = Math.max(a - j * size, 0), hi = Math.min(z - j * size, size);
-      if (hi > lo) step(k, b, lo, hi);
+      if (hi > lo) step(k, b, lo, hi, thread);
     }));
   }
 
@@ -280,9 +288,9 @@ export class VimModel {
       const at = c0 * 4;
       k.conv1d_silu_f32(xz + at, 2 * E, b.conv.weight + at, b.conv.bias + at, b.buffers.u + at, E, L, c1 - c0, K, b.direction.reverse);
     });
-    this.bothDirections('x_proj + dt_proj + softplus', branches, L, 1, (k, b, r0, r1) => {
-      this.linear(k, b.xProj, r0, r1);
-      this.linear(k, b.dtProj, r0, r1);
+    this.bothDirections('x_proj + dt_proj + softplus', branches, L, 1, (k, b, r0, r1, thread) => {
+      this.linear(k, b.xProj, r0, r1, thread);
+      this.linear(k, b.dtProj, r0, r1, thread);
       k.softplus_inplace_f32(b.buffers.delta + r0 * E * 4, (r1 - r0) * E);
     });
     this.bothDirections('scan', branches, E, CHANNEL_GRAIN, (k, b, c0, c1) => {
@@ -291,8 +299,8 @@ export class VimModel {
     });
   }
 
-  /** Rows [r0, r1) of one Linear; every kernel here works row by row. */
-  private linear(k: Kernels, op: LinearOp, r0: number, r1: number): void {
+  /** Rows [r0, r1) of one Linear, on `thread` (whose GEMM scratch it uses); every kernel here works row by row. */
+  private linear(k: Kernels, op: LinearOp, r0: number, r1: number, thread: number): void {
     const { site: { k: K, n }, x, out, scratch } = op;
     const rows = r1 - r0, xr = x.at + r0 * x.ld * 4, outr = out.at + r0 * out.ld * 4;
     if (op.transform?.shift) k.shift_channels_f32(xr, x.ld, rows, K, op.transform.shift);
@@ -307,7 +315,8 @@ export class VimModel {
     k.quantize_s8(xr, x.ld, rows, K, op.inputScale && op.inputScale + perRow, op.inputZero && op.inputZero + perRow,
       op.perToken, this.qmin, this.qmax, q, ldq, sx, zx);
     if (op.layout === 'q8') k.gemm_qs8_4x4_dot16(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld);
-    else k.gemm_qs4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld, scratch.groupSums + r0 * (scratch.kp / Q4_GROUP) * 4);
+    else k.gemm_qs4(q, ldq, rows, K, op.weight, n, op.weightScale, op.weightSum, sx, zx, op.bias, outr, out.ld,
+      this.s.gemmScratch + thread * this.s.gemmScratchBytes);
   }
 
   private observeInput(op: LinearOp, o: Observer | undefined): void {
