@@ -1,7 +1,6 @@
 // Shared set-up of the cross-host tests: a converted model, the built bundles, the runtimes' binaries
-// (which arrive with npm install through the `deno` and `workerd` packages' optionalDependencies: no
-// install script and no download), free ports, the edge worker served by workerd, the image decoders of the
-// hosts without sharp.
+// (which arrive with npm install through the `deno`, `bun` and `workerd` packages' optionalDependencies, with
+// no download), free ports, the edge worker served by workerd, the image decoders of the hosts without sharp.
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -91,6 +90,12 @@ export const denoBinary = () => runtimeBinary({
   'linux-x64': '@deno/linux-x64-glibc', 'linux-arm64': '@deno/linux-arm64-glibc', 'darwin-x64': '@deno/darwin-x64',
   'darwin-arm64': '@deno/darwin-arm64',
 }, 'deno', 'deno');
+
+/** Bun (JavaScriptCore); its install script moves the binary out of the platform package into the launcher's place. */
+export const bunBinary = () => runtimeBinary({
+  'linux-x64': '@oven/bun-linux-x64', 'linux-arm64': '@oven/bun-linux-aarch64', 'darwin-x64': '@oven/bun-darwin-x64',
+  'darwin-arm64': '@oven/bun-darwin-aarch64',
+}, 'bin/bun', 'bun');
 
 export const workerdBinary = () => runtimeBinary({
   'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64',
