@@ -121,6 +121,7 @@ async function measureBrowsers(model: string, file: string): Promise<Row[]> {
         for (const threads of [1, 2]) {
           const run = await classifyOnExamplePage(browser, { origin: server.origin, model: '/model.vimq', threads }, images);
           const scoreDiff = Math.max(...run.answers.map((a) => compareTop(expected, a.top5, `${browser.version}, ${threads} threads`)));
+          if (!(scoreDiff <= 1e-6)) throw new Error(`${browser.version}, ${threads} threads: scores differ from Node's by ${scoreDiff}`);
           const times = run.answers.slice(WARMUP).map((a) => a.ms).sort((a, b) => a - b);
           rows.push({ model, engine: pageEngine(engine), threads, median_ms: percentile(times, 0.5), p90_ms: percentile(times, 0.9),
             cold_start_ms: run.readyMs + run.answers[0].ms, file_bytes: statSync(file).size, peak_rss_bytes: Number.NaN,

@@ -314,8 +314,9 @@ test('Chromium (mobile viewport, touch): tap to pick, same answers, no horizonta
 // ---- Firefox (SpiderMonkey) and WebKitGTK (JavaScriptCore)
 
 /**
- * Logits of the PNGs among the five images through the API on Node, with the portable kernels the browser bundle
- * carries (Node 22+ would pick the relaxed-SIMD ones): the same wasm and the same JavaScript as in the browsers.
+ * Logits of the PNGs among the five images through the API on Node, with the portable kernels that the browser
+ * bundle carries (Node 22+ would pick the relaxed-SIMD build): the same wasm and JavaScript as in the browsers,
+ * so that only the engine differs.
  */
 const PNG_IMAGES = FIVE_IMAGES.filter((f) => f.endsWith('.png'));
 let nodeLogits: Promise<number[][]> | undefined;
@@ -358,6 +359,7 @@ for (const engine of ['firefox', 'webkitgtk'] as const) {
         return out;
       })()`);
       const want = await portableNodeLogits();
+      assert.is(logits.length, PNG_IMAGES.length);
       logits.forEach((l, i) => {
         assert.is(l.indexOf(Math.max(...l)), want[i].indexOf(Math.max(...want[i])), `top-1 of ${path.basename(PNG_IMAGES[i])}`);
         assert.equal(l, want[i], `logits of ${path.basename(PNG_IMAGES[i])}`);
