@@ -113,7 +113,7 @@ export async function launchWebKitGTK(): Promise<Browser> {
       evaluate: async <T>(expression: string) => {
         // WebDriver's asynchronous script: the last argument is the callback; errors come back as values.
         const r = await driver.executeAsyncScript<{ value?: T; error?: string }>(`const done = arguments[arguments.length - 1];
-          Promise.resolve().then(() => (${expression})).then((value) => done({ value }), (e) => done({ error: String(e && e.stack || e) }));`);
+          Promise.resolve().then(() => (${expression})).then((value) => done({ value }), (e) => done({ error: e instanceof Error ? e.message + ' at ' + e.stack : String(e) }));`);
         if (r.error !== undefined) throw new Error(`in WebKitGTK: ${r.error}`);
         return r.value as T;
       },
