@@ -23,7 +23,6 @@ const SCRIPT_TIMEOUT_MS = 600_000;
 
 /** One browser with one tab. */
 export interface Browser {
-  engine: Engine;
   /** Name and version, e.g. "Firefox 153.8.0". */
   version: string;
   /** Loads `url` in the tab. */
@@ -41,7 +40,7 @@ export async function launchChromium(): Promise<Browser> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
   const page = await browser.newPage();
   return {
-    engine: 'chromium', version: `Chromium ${browser.version()}`,
+    version: `Chromium ${browser.version()}`,
     goto: async (url) => { await page.goto(url); },
     evaluate: (expression) => page.evaluate(expression),
     close: () => browser.close(),
@@ -53,7 +52,7 @@ export async function launchFirefox(): Promise<Browser> {
   const browser = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true, protocolTimeout: SCRIPT_TIMEOUT_MS });
   const page = (await browser.pages())[0] ?? await browser.newPage();
   return {
-    engine: 'firefox', version: `Firefox ${(await browser.version()).replace(/^firefox\//i, '')}`,
+    version: `Firefox ${(await browser.version()).replace(/^firefox\//i, '')}`,
     goto: async (url) => { await page.goto(url); },
     evaluate: async <T>(expression: string) => await page.evaluate(expression) as T,
     close: () => browser.close(),
@@ -108,7 +107,7 @@ export async function launchWebKitGTK(): Promise<Browser> {
     await driver.manage().setTimeouts({ script: SCRIPT_TIMEOUT_MS });
     const caps = await driver.getCapabilities();
     return {
-      engine: 'webkitgtk', version: `WebKitGTK ${caps.get('browserVersion')}`,
+      version: `WebKitGTK ${caps.get('browserVersion')}`,
       goto: (url) => driver.get(url),
       evaluate: async <T>(expression: string) => {
         // WebDriver's asynchronous script: the last argument is the callback; errors come back as values.
