@@ -2,7 +2,8 @@
  * Peers of the speed benchmark: the same Vim checkpoint run by other runtimes on this CPU, one process each.
  *
  *   node --import tsx bench/peers.ts --model FILE.pth [--image-size H] [--stride S] [--runs 20] [--warmup 3]
- *        [--peers pytorch,ort-web-1,ort-web-2,ort-node-1,ort-node-2,ort-node] [--keep DIR] [--json]
+ *        [--peers pytorch,ort-web-1,ort-web-2,ort-chromium-1,ort-chromium-2,ort-node-1,ort-node-2,ort-node]
+ *        [--keep DIR] [--json]
  *
  * 1. tools/export_onnx.py exports the checkpoint to ONNX (fp32, standard operators only; the selective scan is an
  *    unrolled token loop, see training/vim_model.py) into a temporary folder, with one input (the synthetic image of
@@ -13,26 +14,31 @@
  * 3. Timed, each in a fresh process, on the same input, batch 1:
  *      pytorch      PyTorch eager fp32 on the CPU, 1 thread (tools/bench_torch.py; Debian torch + OpenBLAS)
  *      ort-web-1/2  onnxruntime-web, wasm backend (SIMD), ort.env.wasm.numThreads = 1 / 2
+ *      ort-chromium-1/2  the same in headless Chromium (test/helpers/browsers.ts), in a cross-origin isolated page
+ *                   of examples/browser/serve.mjs, on the page's main thread (ORT's own Web Workers for threads)
  *      ort-node-1/2 onnxruntime-node (native CPU execution provider), intraOpNumThreads = 1 / 2
  *      ort-node     onnxruntime-node with default session options (intra-op pool: one thread per physical core)
  *    median_ms / p90_ms: over `runs` timed inferences after `warmup` untimed ones (the cold one counts as one);
  *    percentile q = sorted[min(n - 1, floor(q n))], as `vimedge bench`. cold_start_ms: session creation from
- *    the model file (reading it included) + first inference, the runtime's module import not included.
- *    peak_rss_mb: the process's peak resident set (Node or Python baseline included). model_bytes: the file
- *    the runtime loads (.onnx, or the .pth for PyTorch). cpu_per_wall: process CPU time / wall time over the
- *    timed runs (about the number of busy threads).
+ *    the model file (reading it included; fetching it in Chromium) + first inference, the runtime's module
+ *    import not included. peak_rss_mb: the process's peak resident set (Node or Python baseline included; not
+ *    measured in Chromium: NaN). model_bytes: the file the runtime loads (.onnx, or the .pth for PyTorch).
+ *    cpu_per_wall: process CPU time / wall time over the timed runs (about the number of busy threads; NaN in
+ *    Chromium).
  *
  * measurePeers() is the API (bench/speed.ts puts its rows next to vimedge's own); the CLI prints a table.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { launchChromium, serveExample } from '../test/helpers/browsers.js';
+import { percentile } from '../src/cli/bench.js';
 
-export const PEER_NAMES = ['pytorch', 'ort-web-1', 'ort-web-2', 'ort-node-1', 'ort-node-2', 'ort-node'] as const;
+export const PEER_NAMES = ['pytorch', 'ort-web-1', 'ort-web-2', 'ort-chromium-1', 'ort-chromium-2', 'ort-node-1', 'ort-node-2', 'ort-node'] as const;
 export type PeerName = (typeof PEER_NAMES)[number];
 
 export interface PeerOptions {
@@ -134,10 +140,6 @@ interface WorkerResult {
 // Shared helpers
 // ------------------------------------------------------------------------------------------------------------
 
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
 export function logitsDiff(got: ArrayLike<number>, want: ArrayLike<number>): { max_abs: number; max_rel: number; top1_equal: boolean } {
   if (got.length !== want.length) throw new Error(`logits length ${got.length}, expected ${want.length}`);
   let maxAbs = 0, scale = 0, ig = 0, iw = 0;
@@ -204,7 +206,7 @@ const ORT_DIR = join(ROOT, 'bench/.peers');
  * outside the npm registry unless told to skip (ONNXRUNTIME_NODE_INSTALL=skip; its CPU library is in the
  * npm package).
  */
-async function importOrt(runtime: 'node' | 'web'): Promise<Ort> {
+function resolveOrt(runtime: 'node' | 'web'): string {
   const name = `onnxruntime-${runtime}`;
   if (!existsSync(join(ORT_DIR, 'node_modules', name, 'package.json'))) {
     mkdirSync(ORT_DIR, { recursive: true });
@@ -213,8 +215,11 @@ async function importOrt(runtime: 'node' | 'web'): Promise<Ort> {
     { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, stdio: ['ignore', 2, 2] });
     if (r.status !== 0) throw new Error(`npm install of onnxruntime ${ORT_VERSION} into ${ORT_DIR} failed`);
   }
-  const path = createRequire(join(ORT_DIR, 'package.json')).resolve(name);
-  return (await import(pathToFileURL(path).href)) as Ort;
+  return createRequire(join(ORT_DIR, 'package.json')).resolve(name);
+}
+
+async function importOrt(runtime: 'node' | 'web'): Promise<Ort> {
+  return (await import(pathToFileURL(resolveOrt(runtime)).href)) as Ort;
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -258,6 +263,51 @@ async function workerMain(job: WorkerJob): Promise<void> {
   process.stdout.write(RESULT_TAG + JSON.stringify(result) + '\n');
 }
 
+/**
+ * One job in headless Chromium: onnxruntime-web's wasm-only ES module build (dist/ort.wasm.min.mjs, which loads
+ * its .wasm next to it) imported into an empty page of the example's server, so that the page is cross-origin
+ * isolated (SharedArrayBuffer, ORT's thread pool) and under the same Content-Security-Policy as the example.
+ */
+async function runInChromium(job: Omit<WorkerJob, 'runtime'>): Promise<WorkerResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'vimedge-ort-page-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>onnxruntime-web</title>');
+  const server = await serveExample({ '/ort/': join(dir, 'index.html'), '/ort/model.onnx': job.onnx, '/ort/input.bin': job.input });
+  const browser = await launchChromium();
+  try {
+    await browser.goto(`${server.origin}/ort/`);
+    const ortModule = '/' + relative(ROOT, join(dirname(resolveOrt('web')), 'ort.wasm.min.mjs')).split('\\').join('/');
+    const r = await browser.evaluate<Omit<WorkerResult, 'peak_rss_mb' | 'cpu_per_wall'> & { isolated: boolean }>(`(async () => {
+      const t0 = performance.now();
+      const ort = await import(${JSON.stringify(ortModule)});
+      const import_ms = performance.now() - t0;
+      ort.env.wasm.numThreads = ${job.threads === 'default' ? 0 : job.threads};
+      const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const input = new Float32Array((await bytes('/ort/input.bin')).buffer);
+      const started = performance.now();
+      const session = await ort.InferenceSession.create(await bytes('/ort/model.onnx'), { executionProviders: ['wasm'] });
+      const feeds = { input: new ort.Tensor('float32', input, ${JSON.stringify(job.shape)}) };
+      const first = await session.run(feeds);
+      const cold_start_ms = performance.now() - started;
+      for (let i = 1; i < ${job.warmup}; i++) await session.run(feeds);
+      const times = [];
+      for (let i = 0; i < ${job.runs}; i++) {
+        const s = performance.now();
+        await session.run(feeds);
+        times.push(performance.now() - s);
+      }
+      await session.release();
+      return { times, cold_start_ms, import_ms, logits: Array.from(first.logits.data), version: ort.env.versions.common,
+        isolated: self.crossOriginIsolated };
+    })()`);
+    if (!r.isolated) throw new Error('the onnxruntime-web page is not cross-origin isolated');
+    return { ...r, peak_rss_mb: Number.NaN, cpu_per_wall: Number.NaN, version: `${r.version}, ${browser.version}` };
+  } finally {
+    await browser.close();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function runWorker(job: WorkerJob): Promise<WorkerResult> {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', THIS_FILE, '--worker', JSON.stringify(job)], 600_000);
   const line = stdout.split('\n').reverse().find((l) => l.startsWith(RESULT_TAG));
@@ -278,9 +328,11 @@ async function checkWithOnnxruntimeNode(m: CheckManifest): Promise<Float32Array>
   return logits;
 }
 
-const ORT_ROWS: Record<Exclude<PeerName, 'pytorch'>, { runtime: 'web' | 'node'; threads: number | 'default'; name: string; note: string }> = {
+export const ORT_ROWS: Record<Exclude<PeerName, 'pytorch'>, { runtime: WorkerJob['runtime'] | 'chromium'; threads: number | 'default'; name: string; note: string }> = {
   'ort-web-1': { runtime: 'web', threads: 1, name: 'onnxruntime-web wasm (1 thread)', note: 'wasm SIMD backend' },
   'ort-web-2': { runtime: 'web', threads: 2, name: 'onnxruntime-web wasm (2 threads)', note: 'wasm SIMD backend, numThreads 2' },
+  'ort-chromium-1': { runtime: 'chromium', threads: 1, name: 'onnxruntime-web wasm in Chromium (1 thread)', note: 'wasm SIMD backend, page main thread' },
+  'ort-chromium-2': { runtime: 'chromium', threads: 2, name: 'onnxruntime-web wasm in Chromium (2 threads)', note: 'wasm SIMD backend, numThreads 2, page main thread' },
   'ort-node-1': { runtime: 'node', threads: 1, name: 'onnxruntime-node (1 thread)', note: 'native CPU EP, intraOpNumThreads 1' },
   'ort-node-2': { runtime: 'node', threads: 2, name: 'onnxruntime-node (2 threads)', note: 'native CPU EP, intraOpNumThreads 2' },
   'ort-node': { runtime: 'node', threads: 'default', name: 'onnxruntime-node (default)', note: 'native CPU EP, default session options (intra-op pool = physical cores)' },
@@ -340,8 +392,8 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
         continue;
       }
       const spec = ORT_ROWS[name];
-      const r = await runWorker({ runtime: spec.runtime, threads: spec.threads, onnx: m.onnx, input: m.input.file,
-        shape: m.input.shape, runs, warmup });
+      const job = { threads: spec.threads, onnx: m.onnx, input: m.input.file, shape: m.input.shape, runs, warmup };
+      const r = spec.runtime === 'chromium' ? await runInChromium(job) : await runWorker({ ...job, runtime: spec.runtime });
       const rd = logitsDiff(r.logits, m.logits_torch_fp32);
       if (!(rd.max_rel <= tolerance)) throw new Error(`${name}: logits differ from PyTorch fp32 by ${rd.max_rel} relative`);
       const times = [...r.times].sort((a, b) => a - b);
@@ -351,7 +403,7 @@ export async function runPeers(options: PeerOptions): Promise<PeerReport> {
         cold_start_ms: r.cold_start_ms, min_ms: times[0], runs, model_bytes: m.onnx_bytes, peak_rss_mb: r.peak_rss_mb,
         threads: spec.threads === 'default' ? 0 : spec.threads, cpu_per_wall: r.cpu_per_wall,
         logits_rel_diff: rd.max_rel,
-        note: `onnxruntime ${r.version}, ${spec.note}; CPU/wall ${r.cpu_per_wall.toFixed(2)}; logits rel diff ` +
+        note: `onnxruntime ${r.version}, ${spec.note}; ${Number.isNaN(r.cpu_per_wall) ? '' : `CPU/wall ${r.cpu_per_wall.toFixed(2)}; `}logits rel diff ` +
           `${rd.max_rel.toExponential(1)}; ${m.export.nodes ?? '?'}-node ONNX`,
       });
     }
@@ -376,7 +428,7 @@ export async function measurePeers(options: PeerOptions): Promise<PeerRow[]> {
 export function formatPeerTable(rows: PeerRow[]): string {
   const head = ['peer', 'median ms', 'p90 ms', 'images/s', 'cold start ms', 'model MB', 'peak RSS MB', 'note'];
   const body = rows.map((r) => [r.name, r.median_ms.toFixed(1), r.p90_ms.toFixed(1), r.images_per_s.toFixed(2),
-    r.cold_start_ms.toFixed(0), (r.model_bytes / 1e6).toFixed(1), r.peak_rss_mb.toFixed(0), r.note]);
+    r.cold_start_ms.toFixed(0), (r.model_bytes / 1e6).toFixed(1), Number.isNaN(r.peak_rss_mb) ? '' : r.peak_rss_mb.toFixed(0), r.note]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(width[i]))).join('  ');
   return [line(head), ...body.map(line)].join('\n');
@@ -396,7 +448,7 @@ async function cli(): Promise<void> {
     },
   });
   if (!values.model) throw new Error('usage: node --import tsx bench/peers.ts --model FILE.pth [--image-size H] ' +
-    '[--stride S] [--runs 20] [--warmup 3] [--peers pytorch,ort-web-1,ort-web-2,ort-node-1,ort-node-2,ort-node] [--keep DIR] [--json]');
+    `[--stride S] [--runs 20] [--warmup 3] [--peers ${PEER_NAMES.join(',')}] [--keep DIR] [--json]`);
   const int = (name: string, v: string | undefined) => {
     if (v === undefined) return undefined;
     const n = Number(v);

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: the PyTorch reference (CPU), PIL + torchvision for preprocessing parity, OpenBLAS's
-# threaded build (without it torch's matrix products run ~15x slower), the Fashion-MNIST data set and Chromium
-# (test/hosts.test.ts drives it with playwright-core; Deno and workerd come from npm as devDependencies), and
-# python3-onnx, which tools/export_onnx.py needs to assemble the ONNX model for bench/peers.ts.
+# threaded build (without it torch's matrix products run ~15x slower), the Fashion-MNIST data set, the browsers
+# test/hosts.test.ts and bench/speed.ts drive (test/helpers/browsers.ts): Chromium, Firefox ESR, and WebKitGTK's
+# MiniBrowser with its WebDriver, on an Xvfb display (Deno, Bun and workerd come from npm as devDependencies),
+# and python3-onnx, which tools/export_onnx.py needs to assemble the ONNX model for bench/peers.ts.
 set -euo pipefail
-pkgs=(python3-torch python3-torchvision python3-numpy python3-pil python3-skimage libopenblas0-pthread dataset-fashion-mnist chromium python3-onnx)
+pkgs=(python3-torch python3-torchvision python3-numpy python3-pil python3-skimage libopenblas0-pthread dataset-fashion-mnist chromium
+  firefox-esr webkit2gtk-driver xvfb python3-onnx)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,9 @@
 // One API on every host, in one run: the same five images (JPEG and PNG) and model classified on Node
-// (examples/node), Deno (examples/deno, narrowest permissions), Chromium desktop and a mobile viewport with
-// touch (examples/browser, inference in a Web Worker, COOP/COEP) and workerd (examples/edge-worker);
-// identical top-5 labels, scores equal to 1e-6. Also the edge worker's (createClassifyHandler's) 4xx answers
-// and statelessness.
+// (examples/node) and Bun (the same script), Deno (examples/deno, narrowest permissions), Chromium desktop and a
+// mobile viewport with touch, Firefox and WebKitGTK (examples/browser, inference in a Web Worker, COOP/COEP, 1 and
+// 2 threads) and workerd (examples/edge-worker); identical top-5 labels, scores equal to 1e-6. The engines: V8
+// (Node, Deno, Chromium, workerd), JavaScriptCore (Bun, WebKitGTK) and SpiderMonkey (Firefox). Also the edge
+// worker's (createClassifyHandler's) 4xx answers and statelessness.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -13,9 +14,11 @@ import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
 import { headerOnlyPng } from './helpers/png.js';
 import {
-  FIVE_IMAGES, IMAGES_DIR, ROOT, compareTop, denoBinary, ensureBuilt, launchChromium, prepareModel, serveEdgeWorker,
+  FIVE_IMAGES, IMAGES_DIR, ROOT, bunBinary, chromiumContext, compareTop, denoBinary, ensureBuilt, prepareModel, serveEdgeWorker,
   type EdgeWorker, type TopPrediction,
 } from './helpers/hosts.js';
+import { ENGINE_NAMES, LAUNCHERS, classifyOnExamplePage, serveExample } from './helpers/browsers.js';
+import { loadClassifier } from '../src/index.js';
 
 const results: Record<string, TopPrediction[][]> = {};
 let model: { dir: string; file: string };
@@ -53,6 +56,14 @@ test('Node: examples/node/classify.mjs through the package exports map', () => {
   assert.equal(lines.map((l) => l.image), FIVE_IMAGES);
   for (const l of lines) assert.is(l.top5.length, 5);
   results.node = lines.map((l) => l.top5);
+});
+
+test('Bun (JavaScriptCore): the same Node example, unchanged', () => {
+  const r = spawnSync(bunBinary(), ['examples/node/classify.mjs', model.file, ...FIVE_IMAGES], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const lines = parseLines(r.stdout);
+  assert.equal(lines.map((l) => l.image), FIVE_IMAGES);
+  results.bun = lines.map((l) => l.top5);
 });
 
 test('Deno: examples/deno/classify.ts with --allow-read of the model folder and the images only', () => {
@@ -157,20 +168,21 @@ test('workerd: stateless, the same answers after errors and under concurrent req
 
 // ---- Chromium
 
-let server: { close(): void; address(): unknown } | undefined;
+let server: Awaited<ReturnType<typeof serveExample>> | undefined;
 
-async function pageUrl(query = ''): Promise<string> {
+/** The origin of examples/browser/serve.mjs, serving the test model at /model.vimq. */
+async function pageOrigin(): Promise<string> {
   if (!server) {
-    const { serve } = await import(path.join(ROOT, 'examples/browser/serve.mjs'));
-    server = await serve({ files: { '/model.vimq': model.file } });
+    server = await serveExample({ '/model.vimq': model.file });
     cleanup.push(() => server!.close());
   }
-  const { port } = server!.address() as { port: number };
-  return `http://127.0.0.1:${port}/examples/browser/?model=/model.vimq${query}`;
+  return server.origin;
 }
 
+const pageUrl = async (query = '') => `${await pageOrigin()}/examples/browser/?model=/model.vimq${query}`;
+
 async function launch(options: Record<string, unknown>) {
-  const context = await launchChromium(mkdtempSync(path.join(tmp, 'chromium-')), options);
+  const context = await chromiumContext(mkdtempSync(path.join(tmp, 'chromium-')), options);
   cleanup.push(() => context.close().catch(() => {}));
   return context;
 }
@@ -296,6 +308,65 @@ test('Chromium (mobile viewport, touch): tap to pick, same answers, no horizonta
   if (process.env.VIMEDGE_SCREENSHOT_DIR) copyFileSync(path.join(tmp, 'mobile.png'), path.join(process.env.VIMEDGE_SCREENSHOT_DIR, 'mobile.png'));
 });
 
+// ---- Firefox (SpiderMonkey) and WebKitGTK (JavaScriptCore)
+
+/**
+ * Logits of the PNGs among the five images through the API on Node, with the portable kernels that the browser
+ * bundle carries (Node 22+ would pick the relaxed-SIMD build): the same wasm and JavaScript as in the browsers,
+ * so that only the engine differs.
+ */
+const PNG_IMAGES = FIVE_IMAGES.filter((f) => f.endsWith('.png'));
+let nodeLogits: Promise<number[][]> | undefined;
+function portableNodeLogits(): Promise<number[][]> {
+  return nodeLogits ??= (async () => {
+    const clf = await loadClassifier(readFileSync(model.file), { wasm: readFileSync(path.join(ROOT, 'build/vimedge.wasm')) });
+    const out = [];
+    for (const file of PNG_IMAGES) out.push(Array.from(await clf.logits(readFileSync(file))));
+    clf.dispose();
+    return out;
+  })();
+}
+
+for (const engine of ['firefox', 'webkitgtk'] as const) {
+  test(`${ENGINE_NAMES[engine]}: examples/browser at 1 and 2 threads, cross-origin isolated; the API's logits equal Node's`, async () => {
+    const browser = await LAUNCHERS[engine]();
+    try {
+      console.log(`  ${browser.version}`);
+      const images = FIVE_IMAGES.map((f) => ({ name: path.basename(f), path: `/test/fixtures/images/${path.basename(f)}`,
+        type: f.endsWith('.png') ? 'image/png' : 'image/jpeg' }));
+      for (const threads of [1, 2]) {
+        const run = await classifyOnExamplePage(browser, { origin: await pageOrigin(), model: '/model.vimq', threads }, images);
+        assert.ok(run.crossOriginIsolated, 'COOP/COEP headers not in effect');
+        assert.match(run.status, `, ${threads} thread${threads > 1 ? 's' : ''} (`);
+        assert.equal(run.answers.map((a) => a.name), images.map((i) => i.name));
+        results[`${engine}-${threads}`] = run.answers.map((a) => a.top5);
+      }
+      // The kernels are the same portable wasm and the preprocessing uses only exactly rounded arithmetic
+      // (+ - * /, sqrt, floor, round): equal bits are expected, tolerance 0; only classify's softmax (Math.exp,
+      // not exactly specified) may differ in the last bits, which the 1e-6 of the score comparison allows.
+      const logits = await browser.evaluate<number[][]>(`(async () => {
+        const { loadClassifier } = await import('/dist/browser/vimedge.js');
+        const clf = await loadClassifier('/model.vimq');
+        const out = [];
+        for (const name of ${JSON.stringify(PNG_IMAGES.map((f) => path.basename(f)))}) {
+          const bytes = new Uint8Array(await (await fetch('/test/fixtures/images/' + name)).arrayBuffer());
+          out.push(Array.from(await clf.logits(bytes)));
+        }
+        clf.dispose();
+        return out;
+      })()`);
+      const want = await portableNodeLogits();
+      assert.is(logits.length, PNG_IMAGES.length);
+      logits.forEach((l, i) => {
+        assert.is(l.indexOf(Math.max(...l)), want[i].indexOf(Math.max(...want[i])), `top-1 of ${path.basename(PNG_IMAGES[i])}`);
+        assert.equal(l, want[i], `logits of ${path.basename(PNG_IMAGES[i])}`);
+      });
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
 test('docs/API.md shows the examples these tests run, verbatim', () => {
   const doc = readFileSync(path.join(ROOT, 'docs/API.md'), 'utf8');
   const shown = [...doc.matchAll(/<!-- file: (\S+) -->\n```\w*\n([\s\S]*?)\n```/g)];
@@ -306,8 +377,8 @@ test('docs/API.md shows the examples these tests run, verbatim', () => {
   }
 });
 
-test('identical top-5 labels and scores within 1e-6 on Node, Deno, Chromium (desktop, mobile) and workerd', () => {
-  const hosts = ['deno', 'chromium', 'mobile', 'workerd'];
+test('identical top-5 labels and scores within 1e-6 on Node, Bun, Deno, Chromium (desktop, mobile), Firefox, WebKitGTK and workerd', () => {
+  const hosts = ['bun', 'deno', 'chromium', 'mobile', 'firefox-1', 'firefox-2', 'webkitgtk-1', 'webkitgtk-2', 'workerd'];
   let max = 0;
   for (const host of hosts) {
     assert.ok(results[host], `${host} has no results (its test failed)`);

@@ -17,7 +17,7 @@ import { decodeImageBytes } from '../src/hosts/node-decode.js';
 import { decodeEncoded } from '../src/hosts/web-decode.js';
 import { VimedgeError } from '../src/errors.js';
 import type { RawImage } from '../src/preprocess/raw-image.js';
-import { ROOT, WEB_DECODERS, denoBinary, ensureBuilt, launchChromium, serveWorkerd } from './helpers/hosts.js';
+import { ROOT, WEB_DECODERS, denoBinary, ensureBuilt, chromiumContext, serveWorkerd } from './helpers/hosts.js';
 
 const CORPUS = process.env.VIMEDGE_IMAGE_CORPUS ?? join(ROOT, '..', 'shared', 'image-corpus');
 const SCRIPT = join(ROOT, 'tools/make_corpus_reference.py');
@@ -101,7 +101,7 @@ async function chromiumVerdicts(files: string[]): Promise<Verdicts> {
   const { serve } = await import(join(ROOT, 'examples/browser/serve.mjs'));
   const at = (file: string) => new URL(`/corpus/${file}`, 'http://localhost').pathname; // as the page's fetch encodes it
   const server = await serve({ files: Object.fromEntries(files.map((f) => [at(f), join(CORPUS, f)])) });
-  const context = await launchChromium(join(tmp, 'chromium'));
+  const context = await chromiumContext(join(tmp, 'chromium'));
   try {
     const page = context.pages()[0] ?? await context.newPage();
     await page.goto(`http://127.0.0.1:${server.address().port}/${VERDICTS_SCRIPT}`);

@@ -14,14 +14,13 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { ROOT, denoBinary, freePort, waitFor, workerdBinary } from './helpers/hosts.js';
+import { CHROMIUM, ROOT, denoBinary, freePort, waitFor, workerdBinary } from './helpers/hosts.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'vimedge-package-'));
 const app = path.join(tmp, 'app');
 const BAG = path.join(ROOT, 'examples/images/test-0018-bag.png');
 const PHOTO = path.join(ROOT, 'test/fixtures/images/chelsea_451x300.jpg');
 const TIFF = path.join(ROOT, 'test/fixtures/images/rocket_130x87.tif');
-const CHROMIUM = '/usr/bin/chromium';
 let packed: { size: number; files: { path: string }[] };
 
 function run(cmd: string, args: string[], options: SpawnSyncOptions = {}) {

@@ -3,8 +3,19 @@ import { Command } from 'commander';
 import { performance } from 'node:perf_hooks';
 import { defaultModelPath } from '../hosts/node.js';
 import { positiveInt, threadsOption, maxMemoryOption } from './args.js';
+import type { RawImage } from '../preprocess/raw-image.js';
 
-function percentile(sorted: number[], q: number): number {
+/**
+ * The input `vimedge bench` times: a fixed pseudo-random image at the model's resize size (resizing is then a
+ * no-op); the work per image does not depend on the values.
+ */
+export function benchImage(p: { resize: number; channels: 1 | 3 }): RawImage {
+  return { width: p.resize, height: p.resize, channels: p.channels,
+    data: Uint8Array.from({ length: p.channels * p.resize * p.resize }, (_, i) => 128 + 127 * Math.sin(i * 12.9898)) };
+}
+
+/** The q-quantile of ascending times, as every benchmark here reports it: sorted[min(n - 1, floor(q n))]. */
+export function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
@@ -21,11 +32,7 @@ export function benchCommand(): Command {
       const { loadClassifier } = await import('../index.js');
       const started = performance.now();
       const classifier = await loadClassifier(file, { threads: opts.threads, maxMemory: opts.maxMemory });
-      const p = classifier.info.preprocess;
-      // A fixed pseudo-random image at the resize size (resizing is then a no-op): the work per image does
-      // not depend on the values.
-      const input = { width: p.resize, height: p.resize, channels: p.channels,
-        data: Uint8Array.from({ length: p.channels * p.resize * p.resize }, (_, i) => 128 + 127 * Math.sin(i * 12.9898)) };
+      const input = benchImage(classifier.info.preprocess);
       await classifier.logits(input);
       const coldStart = performance.now() - started;
       for (let i = 1; i < opts.warmup; i++) await classifier.logits(input);

@@ -1,7 +1,6 @@
 // Shared set-up of the cross-host tests: a converted model, the built bundles, the runtimes' binaries
-// (which arrive with npm install through the `deno` and `workerd` packages' optionalDependencies: no
-// install script and no download), free ports, the edge worker served by workerd, the image decoders of the
-// hosts without sharp.
+// (which arrive with npm install through the `deno`, `bun` and `workerd` packages' optionalDependencies, with
+// no download), free ports, the edge worker served by workerd, the image decoders of the hosts without sharp.
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -92,17 +91,24 @@ export const denoBinary = () => runtimeBinary({
   'darwin-arm64': '@deno/darwin-arm64',
 }, 'deno', 'deno');
 
+/** Bun (JavaScriptCore); its install script moves the binary out of the platform package into the launcher's place. */
+export const bunBinary = () => runtimeBinary({
+  'linux-x64': '@oven/bun-linux-x64', 'linux-arm64': '@oven/bun-linux-aarch64', 'darwin-x64': '@oven/bun-darwin-x64',
+  'darwin-arm64': '@oven/bun-darwin-aarch64',
+}, 'bin/bun', 'bun');
+
 export const workerdBinary = () => runtimeBinary({
   'linux-x64': '@cloudflare/workerd-linux-64', 'linux-arm64': '@cloudflare/workerd-linux-arm64',
   'darwin-x64': '@cloudflare/workerd-darwin-64', 'darwin-arm64': '@cloudflare/workerd-darwin-arm64',
 }, 'bin/workerd', 'workerd');
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+/** Debian's Chromium, and the flags that keep it off the network and the GPU. */
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Debian's headless Chromium driven by playwright-core, with its profile in `userDataDir`; the caller closes it. */
-export async function launchChromium(userDataDir: string, options: Record<string, unknown> = {}) {
+export async function chromiumContext(userDataDir: string, options: Record<string, unknown> = {}) {
   const { chromium } = await import('playwright-core');
   return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, ...options });
 }

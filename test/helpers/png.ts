@@ -1,5 +1,5 @@
 // PNG files built byte by byte: the images no encoder writes (headers that lie about the size, decompression
-// bombs, 16-bit samples, extra chunks).
+// bombs, 16-bit samples, extra chunks), and plain 8-bit ones of given pixels.
 import { createDeflate, crc32, deflateSync } from 'node:zlib';
 
 const SIGNATURE = Buffer.from('\x89PNG\r\n\x1a\n', 'latin1');
@@ -49,4 +49,12 @@ export async function bombPng(side: number): Promise<Buffer> {
   deflate.end();
   await done;
   return png(ihdr(side, side), pngChunk('IDAT', Buffer.concat(parts)));
+}
+
+/** An 8-bit greyscale or RGB PNG of these pixels (rows unfiltered), e.g. the input `vimedge bench` times. */
+export function rawPng(image: { width: number; height: number; channels: 1 | 3; data: Uint8Array }): Buffer {
+  const stride = image.width * image.channels;
+  const rows = Buffer.alloc(image.height * (1 + stride));
+  for (let y = 0; y < image.height; y++) rows.set(image.data.subarray(y * stride, (y + 1) * stride), y * (1 + stride) + 1);
+  return png(ihdr(image.width, image.height, 8, image.channels === 3 ? 2 : 0), pngChunk('IDAT', deflateSync(rows)));
 }
