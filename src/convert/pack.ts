@@ -3,8 +3,9 @@
  * int8 / int4 codes to the 'q8' / 'q4g64' panels, and tensors placed at 64-aligned offsets of one data
  * section. Every writer (checkpoint conversion, quantization) lays its tensors out through layoutTensors.
  */
-import { alignUp, BLOB_ALIGN, layoutBytes, Q4_GROUP, runtimeTensors, type PackedModel, type RuntimeTensor,
-  type TensorEntry } from '../model/contract.js';
+import { alignUp, BLOB_ALIGN, layoutBytes, Q4_GROUP, runtimeTensors, type ModelMetadata, type PackedModel,
+  type RuntimeTensor, type TensorEntry } from '../model/contract.js';
+import type { DataPieces } from '../formats/vimq.js';
 import { fail } from '../errors.js';
 import { modelPlan, type FloatModel } from './float-model.js';
 
@@ -56,9 +57,8 @@ export function packQ4(codes: Int8Array, n: number, k: number): Uint8Array {
   return out;
 }
 
-/** Places tensors at 64-aligned offsets in list order and fills each with its stored bytes. */
-export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTensor) => Uint8Array):
-    { tensors: TensorEntry[]; data: Uint8Array } {
+/** The tensor table: tensors at 64-aligned offsets in list order, and the data section's length. */
+export function tensorTable(list: RuntimeTensor[]): { tensors: TensorEntry[]; dataBytes: number } {
   const tensors: TensorEntry[] = [];
   let offset = 0;
   for (const t of list) {
@@ -66,14 +66,25 @@ export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTen
     tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, layout: t.layout, offset, bytes });
     offset = alignUp(offset + bytes, BLOB_ALIGN);
   }
-  const data = new Uint8Array(offset);
-  list.forEach((t, i) => {
-    const stored = storedBytes(t);
-    if (stored.length !== tensors[i].bytes) {
-      fail('BAD_MODEL', `tensor ${t.name}: ${stored.length} bytes, expected ${tensors[i].bytes}`);
-    }
-    data.set(stored, tensors[i].offset);
-  });
+  return { tensors, dataBytes: offset };
+}
+
+/** Each tensor's stored bytes at its table offset, made one at a time as the pieces are taken. */
+function* storedPieces(list: RuntimeTensor[], tensors: TensorEntry[], storedBytes: (t: RuntimeTensor) => Uint8Array):
+    Generator<{ offset: number; bytes: Uint8Array }> {
+  for (const [i, t] of list.entries()) {
+    const bytes = storedBytes(t);
+    if (bytes.length !== tensors[i].bytes) fail('BAD_MODEL', `tensor ${t.name}: ${bytes.length} bytes, expected ${tensors[i].bytes}`);
+    yield { offset: tensors[i].offset, bytes };
+  }
+}
+
+/** Places tensors at 64-aligned offsets in list order and fills each with its stored bytes. */
+export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTensor) => Uint8Array):
+    { tensors: TensorEntry[]; data: Uint8Array } {
+  const { tensors, dataBytes } = tensorTable(list);
+  const data = new Uint8Array(dataBytes);
+  for (const { offset, bytes } of storedPieces(list, tensors, storedBytes)) data.set(bytes, offset);
   return { tensors, data };
 }
 
@@ -88,6 +99,16 @@ export function floatBytes(m: FloatModel, t: RuntimeTensor): Uint8Array {
 export function packFloat(m: FloatModel): PackedModel {
   const { tensors, data } = layoutTensors(runtimeTensors(m.metadata.config, modelPlan(m)), (t) => floatBytes(m, t));
   return { metadata: { ...m.metadata, tensors }, data };
+}
+
+/**
+ * The fp32 model's metadata and its data section as pieces (writeVimqPieces), each tensor packed only when
+ * its piece is taken: writing a model this way holds one packed tensor at a time, not a second model.
+ */
+export function packFloatPieces(m: FloatModel): { metadata: ModelMetadata; data: DataPieces } {
+  const list = runtimeTensors(m.metadata.config, modelPlan(m));
+  const { tensors, dataBytes } = tensorTable(list);
+  return { metadata: { ...m.metadata, tensors }, data: { bytes: dataBytes, pieces: storedPieces(list, tensors, (t) => floatBytes(m, t)) } };
 }
 
 /** An fp32 model's tensors back in their logical form; a quantized one is refused (quantizing twice compounds the error). */
