@@ -9,7 +9,8 @@ import { createClassifier, type ImageClassifier } from './classifier.js';
 import { isRawImage, type RawImage } from './preprocess/raw-image.js';
 import { asBytes, checkLoadOptions, compileWasm, fetchLimits, isBinary } from './hosts/loading.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
-import { defaultModel, readSource } from './hosts/node.js';
+import { defaultModel, localPath, readSource, withFileChecked } from './hosts/node.js';
+import type { FileReader } from './model/model-file.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
 import { createNodeThreads } from './hosts/node-threads.js';
 import { fail } from './errors.js';
@@ -43,15 +44,20 @@ export async function loadClassifier(source?: ModelSource, options: LoadOptions 
   const threads = checkLoadOptions(options);
   source ??= defaultModel();
   const limits = fetchLimits(options.fetch);
-  let model: { bytes: Uint8Array; name: string };
-  if (isBinary(source)) model = { bytes: asBytes(source), name: 'model' };
-  else if (typeof source === 'string' || source instanceof URL) model = await readSource(source, 'model', limits);
-  else return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
+  if (!isBinary(source) && typeof source !== 'string' && !(source instanceof URL)) {
+    return fail('BAD_ARGUMENT', 'model: expected a path, a URL or bytes');
+  }
   if (threads > 1 && options.wasm !== undefined) fail('BAD_ARGUMENT', 'threads > 1 runs the package\'s threads build: leave out wasm');
-  const kernels = options.wasm === undefined ? await readKernelWasm()
-    : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
-  return createClassifier({
-    model: model.bytes, name: model.name, kernels, decode: decoder(limits), convert: options.convert, maxMemory: options.maxMemory,
+  const load = async (model: Uint8Array | FileReader, name: string) => createClassifier({
+    model, name, decode: decoder(limits), convert: options.convert, maxMemory: options.maxMemory,
+    kernels: options.wasm === undefined ? await readKernelWasm()
+      : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm'),
     threads: threads > 1 ? await createNodeThreads(threads) : undefined,
   });
+  if (isBinary(source)) return load(asBytes(source), 'model');
+  // A file is read piece by piece, so that a .vimq's weights go straight into WebAssembly memory.
+  const file = localPath(source);
+  if (file !== undefined) return withFileChecked(file, 'model', (reader) => load(reader, file));
+  const fetched = await readSource(source, 'model', limits);
+  return load(fetched.bytes, fetched.name);
 }

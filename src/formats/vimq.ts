@@ -116,12 +116,20 @@ export async function writeVimqPieces(metadata: ModelMetadata, data: DataPieces,
   return head.length + data.bytes;
 }
 
-/** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
-export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
-  const bad = (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
-  if (file.length < HEADER_BYTES) bad(`too short for a .vimq header (${file.length} bytes)`);
-  if (!isVimq(file)) bad('not a .vimq file (bad magic)');
-  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+/** The fixed header's fields, each checked against the file's length. */
+interface VimqHeader {
+  jsonLength: number;
+  dataOffset: number;
+}
+
+const badFile = (name: string) => (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
+
+/** The first HEADER_BYTES of a file of `fileLength` bytes -> where its metadata and data are. */
+export function readVimqHeader(header: Uint8Array, fileLength: number, name: string): VimqHeader {
+  const bad = badFile(name);
+  if (fileLength < HEADER_BYTES || header.length < HEADER_BYTES) bad(`too short for a .vimq header (${fileLength} bytes)`);
+  if (!isVimq(header)) bad('not a .vimq file (bad magic)');
+  const view = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
   const version = view.getUint32(4, true);
   if (version > VIMQ_VERSION) {
     bad(`format version ${version} is newer than this runtime reads (${VIMQ_VERSION}); upgrade vimedge`);
@@ -130,29 +138,45 @@ export async function readVimq(file: Uint8Array, name = 'model'): Promise<Packed
   const jsonLength = view.getUint32(8, true);
   const dataOffset = view.getUint32(12, true);
   const declaredLength = view.getBigUint64(16, true);
-  if (declaredLength !== BigInt(file.length)) {
-    bad(`file is ${file.length} bytes but its header says ${declaredLength} (truncated or padded)`);
+  if (declaredLength !== BigInt(fileLength)) {
+    bad(`file is ${fileLength} bytes but its header says ${declaredLength} (truncated or padded)`);
   }
-  if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > file.length || dataOffset % BLOB_ALIGN !== 0) {
+  if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > fileLength || dataOffset % BLOB_ALIGN !== 0) {
     bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
   }
-  const stored = file.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
-  const actual = await sha256([file.subarray(0, CHECKSUM_AT), new Uint8Array(CHECKSUM_BYTES), file.subarray(CHECKSUM_AT + CHECKSUM_BYTES)]);
-  if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
+  return { jsonLength, dataOffset };
+}
 
+/** Whether the file's checksum matches: `head` is its bytes up to the data section, `data` the rest. */
+export async function checkVimqChecksum(head: Uint8Array, data: Uint8Array, name: string): Promise<void> {
+  const stored = head.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
+  const actual = await sha256([head.subarray(0, CHECKSUM_AT), new Uint8Array(CHECKSUM_BYTES), head.subarray(CHECKSUM_AT + CHECKSUM_BYTES), data]);
+  if (!actual.every((b, i) => b === stored[i])) badFile(name)('checksum mismatch: the file is corrupt');
+}
+
+/** The metadata of a file whose header is `header`, from its bytes up to the data section; its tensor table checked. */
+export function readVimqMetadata(head: Uint8Array, { jsonLength, dataOffset }: VimqHeader, fileLength: number, name: string): ModelMetadata {
+  const bad = badFile(name);
   let metadata: ModelMetadata;
   try {
     metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
-      .decode(file.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
+      .decode(head.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
   } catch (e) {
     return bad(`metadata is not valid JSON (${(e as Error).message})`);
   }
   if (typeof metadata !== 'object' || metadata === null || !Array.isArray(metadata.tensors)) {
     bad('metadata has no tensor table');
   }
-  const data = file.subarray(dataOffset);
-  checkTensorTable(metadata.tensors, data.length, bad);
-  return { metadata, data };
+  checkTensorTable(metadata.tensors, fileLength - dataOffset, bad);
+  return metadata;
+}
+
+/** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
+export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
+  const header = readVimqHeader(file, file.length, name);
+  const head = file.subarray(0, header.dataOffset), data = file.subarray(header.dataOffset);
+  await checkVimqChecksum(head, data, name);
+  return { metadata: readVimqMetadata(head, header, file.length, name), data };
 }
 
 function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: string) => never): void {
