@@ -109,7 +109,7 @@ export async function writeConverted(bytes: Uint8Array, file: string, options: C
 /** Checkpoint bytes -> .vimq bytes in memory. */
 export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
   const chunks: { bytes: Uint8Array; position: number }[] = [];
-  const { length } = await writeConverted(bytes, file, options, async (piece, position) => { chunks.push({ bytes: piece, position }); });
+  const { length } = await writeConverted(bytes, file, options, async (piece, position) => { chunks.push({ bytes: piece.slice(), position }); });
   const out = new Uint8Array(length);
   for (const chunk of chunks) out.set(chunk.bytes, chunk.position);
   return out;

@@ -9,10 +9,13 @@ import type { DataPieces } from '../formats/vimq.js';
 import { fail } from '../errors.js';
 import { modelPlan, type FloatModel } from './float-model.js';
 
-/** Wp[k, n] = W[n, k] with rows padded to a multiple of 8 (W given as [N, K] row-major). */
-export function packKn8(w: Float32Array, n: number, k: number): Float32Array {
+/**
+ * Wp[k, n] = W[n, k] with rows padded to a multiple of 8 (W given as [N, K] row-major); into `scratch` when
+ * it is large enough (a writer that packs one tensor at a time reuses one buffer), else a fresh array.
+ */
+export function packKn8(w: Float32Array, n: number, k: number, scratch?: Float32Array): Float32Array {
   const np = alignUp(n, 8);
-  const out = new Float32Array(k * np);
+  const out = scratch && scratch.length >= k * np ? scratch.subarray(0, k * np).fill(0) : new Float32Array(k * np);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < k; j++) out[j * np + i] = w[i * k + j];
   }
@@ -88,10 +91,10 @@ export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTen
   return { tensors, data };
 }
 
-/** The stored bytes of one fp32 tensor of the model. */
-export function floatBytes(m: FloatModel, t: RuntimeTensor): Uint8Array {
+/** The stored bytes of one fp32 tensor of the model (a kn8 one packed into `scratch` where it fits). */
+export function floatBytes(m: FloatModel, t: RuntimeTensor, scratch?: Float32Array): Uint8Array {
   const values = m.tensors.get(t.name) ?? fail('BAD_MODEL', `tensor ${t.name} is missing`);
-  const stored = t.layout === 'kn8' ? packKn8(values, t.shape[0], values.length / t.shape[0]) : values;
+  const stored = t.layout === 'kn8' ? packKn8(values, t.shape[0], values.length / t.shape[0], scratch) : values;
   return new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
 }
 
@@ -103,12 +106,15 @@ export function packFloat(m: FloatModel): PackedModel {
 
 /**
  * The fp32 model's metadata and its data section as pieces (writeVimqPieces), each tensor packed only when
- * its piece is taken: writing a model this way holds one packed tensor at a time, not a second model.
+ * its piece is taken, into one scratch buffer: writing a model this way holds one packed tensor, not a
+ * second model (nor, until a garbage collection, one of each tensor). A piece's bytes are valid until the
+ * next piece is taken.
  */
 export function packFloatPieces(m: FloatModel): { metadata: ModelMetadata; data: DataPieces } {
   const list = runtimeTensors(m.metadata.config, modelPlan(m));
   const { tensors, dataBytes } = tensorTable(list);
-  return { metadata: { ...m.metadata, tensors }, data: { bytes: dataBytes, pieces: storedPieces(list, tensors, (t) => floatBytes(m, t)) } };
+  const scratch = new Float32Array(Math.max(0, ...tensors.filter((t) => t.layout === 'kn8').map((t) => t.bytes / 4)));
+  return { metadata: { ...m.metadata, tensors }, data: { bytes: dataBytes, pieces: storedPieces(list, tensors, (t) => floatBytes(m, t, scratch)) } };
 }
 
 /** An fp32 model's tensors back in their logical form; a quantized one is refused (quantizing twice compounds the error). */

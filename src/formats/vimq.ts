@@ -31,37 +31,41 @@ const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) 
   ?.getBuiltinModule?.('node:crypto') as { createHash(algorithm: 'sha256'): NodeHash } | undefined;
 
 /**
- * SHA-256 of parts fed in order. node:crypto hashes each part where it lies, several times faster than
- * WebCrypto (11 against 70 ms for the default model on Node); WebCrypto takes one buffer, so there the
- * parts are kept and joined at the end.
+ * SHA-256 of parts fed in order, each free to change once fed. node:crypto hashes each part where it lies,
+ * several times faster than WebCrypto (11 against 70 ms for the default model on Node); WebCrypto takes one
+ * buffer, so there a copy of each part is kept and the copies joined at the end.
  */
 function sha256Stream(): { update(part: Uint8Array): void; digest(): Promise<Uint8Array> } {
   const hash = nodeCrypto?.createHash('sha256');
   const parts: Uint8Array[] = [];
   return {
-    update: (part) => { if (hash) hash.update(part); else parts.push(part); },
-    async digest() {
-      if (hash) return new Uint8Array(hash.digest());
-      const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      parts.reduce((at, p) => { joined.set(p, at); return at + p.length; }, 0);
-      return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', joined));
-    },
+    update: (part) => { if (hash) hash.update(part); else parts.push(part.slice()); },
+    digest: async () => (hash ? new Uint8Array(hash.digest()) : sha256(parts)),
   };
 }
 
+/** SHA-256 of parts end to end (WebCrypto: one joined copy). */
 async function sha256(parts: Uint8Array[]): Promise<Uint8Array> {
-  const hash = sha256Stream();
-  for (const part of parts) hash.update(part);
-  return hash.digest();
+  if (nodeCrypto) {
+    const hash = nodeCrypto.createHash('sha256');
+    for (const part of parts) hash.update(part);
+    return new Uint8Array(hash.digest());
+  }
+  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => { joined.set(p, at); return at + p.length; }, 0);
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', joined));
 }
 
-/** A data section given piece by piece: stored bytes at offsets into it, in increasing order, not overlapping. */
+/**
+ * A data section given piece by piece: stored bytes at offsets into it, in increasing order, not
+ * overlapping; a piece's bytes may be reused for the next piece once it is taken.
+ */
 export interface DataPieces {
   bytes: number;
   pieces: Iterable<{ offset: number; bytes: Uint8Array }>;
 }
 
-/** Where a writer puts bytes: at `position` of the file, in any order (the checksum comes last). */
+/** Where a writer puts bytes: at `position` of the file, in any order (the checksum comes last); the bytes may change once it returns. */
 export type VimqSink = (bytes: Uint8Array, position: number) => Promise<void>;
 
 /** The file up to its data section (checksum zero) for this metadata and a data section of `dataBytes`. */
