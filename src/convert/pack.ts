@@ -117,7 +117,11 @@ export function packFloatPieces(m: FloatModel): { metadata: ModelMetadata; data:
   return { metadata: { ...m.metadata, tensors }, data: { bytes: dataBytes, pieces: storedPieces(list, tensors, (t) => floatBytes(m, t, scratch)) } };
 }
 
-/** An fp32 model's tensors back in their logical form; a quantized one is refused (quantizing twice compounds the error). */
+/**
+ * An fp32 model's tensors back in their logical form, views of `data` where the layout is already logical
+ * (keep it unchanged while the model is used; cloneModel before editing); a quantized one is refused
+ * (quantizing twice compounds the error).
+ */
 export function unpackFloat({ metadata, data }: PackedModel, file: string): FloatModel {
   if (metadata.weights !== 'f32' || metadata.quantization !== null) {
     fail('BAD_ARGUMENT', `${file} is already quantized (${metadata.quantization?.method ?? metadata.weights} ` +
@@ -126,7 +130,9 @@ export function unpackFloat({ metadata, data }: PackedModel, file: string): Floa
   const { tensors: table, ...description } = metadata;
   const tensors = new Map<string, Float32Array>();
   for (const t of table) {
-    const values = new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
+    // A view of the file's bytes where aligned (kn8 is unpacked into a fresh array anyway); else a copy.
+    const at = data.byteOffset + t.offset;
+    const values = at % 4 === 0 ? new Float32Array(data.buffer, at, t.bytes / 4) : new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
     const n = t.shape[0], count = t.shape.reduce((a, b) => a * b, 1);
     tensors.set(t.name, t.layout === 'kn8' ? unpackKn8(values, n, count / n) : values);
   }

@@ -1,6 +1,7 @@
 /**
- * The .vimq model file: one read, one checksum over the bytes where they lie, one copy into the kernels'
- * memory (docs/FORMAT.md).
+ * The .vimq model file (docs/FORMAT.md): read whole (readVimq), or header and metadata first and the data
+ * section straight into the kernels' memory (model-file.ts loadModelFrom), the checksum taken where the bytes
+ * lie; written whole (writeVimq) or piece by piece (writeVimqPieces).
  *
  *   0   4   magic "VIMQ"
  *   4   4   u32 format version

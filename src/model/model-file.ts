@@ -46,11 +46,6 @@ function newModel(metadata: ModelMetadata, kernels: Kernels, data: Uint8Array, t
     { activationBits: metadata.quantization?.activationBits, pool: threads?.pool });
 }
 
-async function instantiate({ metadata, data }: PackedModel, wasm: Uint8Array | WebAssembly.Module,
-                           threads?: Threads): Promise<VimModel> {
-  return newModel(metadata, threads?.kernels ?? await instantiateKernels(wasm), data, threads);
-}
-
 /** Default of LoadOptions.maxMemory: far above any Vim classifier at 224 px, far below what a host can give. */
 export const DEFAULT_MAX_MEMORY = 2 ** 31;
 
@@ -140,5 +135,9 @@ export async function loadModelFrom(reader: FileReader, file: string, wasm: Uint
  * `threads`, each image is split over them, with the same results.
  */
 export async function instantiateFloat(m: FloatModel, wasm: Uint8Array | WebAssembly.Module, threads?: Threads): Promise<VimModel> {
-  return instantiate(packFloat(m), wasm, threads);
+  const { metadata, data } = packFloatPieces(m);
+  const kernels = threads?.kernels ?? await instantiateKernels(wasm);
+  const arena = weightArena(metadata.config, kernels, data.bytes);
+  for (const piece of data.pieces) arena.set(piece.bytes, piece.offset);
+  return newModel(metadata, kernels, arena, threads);
 }
