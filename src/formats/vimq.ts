@@ -21,7 +21,8 @@ import { alignUp, BLOB_ALIGN, isVimq, layoutBytes, LAYOUT_DTYPES, VIMQ_MAGIC, ty
   type TensorEntry } from '../model/contract.js';
 
 export const VIMQ_VERSION = 1;
-const HEADER_BYTES = 64;
+/** The fixed header in front of the metadata. */
+export const VIMQ_HEADER_BYTES = 64;
 const CHECKSUM_AT = 24;
 const CHECKSUM_BYTES = 32;
 
@@ -72,7 +73,7 @@ export type VimqSink = (bytes: Uint8Array, position: number) => Promise<void>;
 /** The file up to its data section (checksum zero) for this metadata and a data section of `dataBytes`. */
 function vimqHead(metadata: ModelMetadata, dataBytes: number): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(metadata));
-  const dataOffset = alignUp(HEADER_BYTES + json.length, BLOB_ALIGN);
+  const dataOffset = alignUp(VIMQ_HEADER_BYTES + json.length, BLOB_ALIGN);
   const head = new Uint8Array(dataOffset);
   const view = new DataView(head.buffer);
   head.set(new TextEncoder().encode(VIMQ_MAGIC), 0);
@@ -80,7 +81,7 @@ function vimqHead(metadata: ModelMetadata, dataBytes: number): Uint8Array {
   view.setUint32(8, json.length, true);
   view.setUint32(12, dataOffset, true);
   view.setBigUint64(16, BigInt(dataOffset + dataBytes), true);
-  head.set(json, HEADER_BYTES);
+  head.set(json, VIMQ_HEADER_BYTES);
   return head;
 }
 
@@ -129,12 +130,12 @@ interface VimqHeader {
 
 const badFile = (name: string) => (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
 
-/** The first HEADER_BYTES of a file of `fileLength` bytes -> where its metadata and data are. */
+/** The first VIMQ_HEADER_BYTES of a file of `fileLength` bytes -> where its metadata and data are. */
 export function readVimqHeader(header: Uint8Array, fileLength: number, name: string): VimqHeader {
   const bad = badFile(name);
-  if (fileLength < HEADER_BYTES || header.length < HEADER_BYTES) bad(`too short for a .vimq header (${fileLength} bytes)`);
+  if (fileLength < VIMQ_HEADER_BYTES || header.length < VIMQ_HEADER_BYTES) bad(`too short for a .vimq header (${fileLength} bytes)`);
   if (!isVimq(header)) bad('not a .vimq file (bad magic)');
-  const view = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
+  const view = new DataView(header.buffer, header.byteOffset, VIMQ_HEADER_BYTES);
   const version = view.getUint32(4, true);
   if (version > VIMQ_VERSION) {
     bad(`format version ${version} is newer than this runtime reads (${VIMQ_VERSION}); upgrade vimedge`);
@@ -146,7 +147,7 @@ export function readVimqHeader(header: Uint8Array, fileLength: number, name: str
   if (declaredLength !== BigInt(fileLength)) {
     bad(`file is ${fileLength} bytes but its header says ${declaredLength} (truncated or padded)`);
   }
-  if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > fileLength || dataOffset % BLOB_ALIGN !== 0) {
+  if (VIMQ_HEADER_BYTES + jsonLength > dataOffset || dataOffset > fileLength || dataOffset % BLOB_ALIGN !== 0) {
     bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
   }
   return { jsonLength, dataOffset };
@@ -165,7 +166,7 @@ export function readVimqMetadata(head: Uint8Array, { jsonLength, dataOffset }: V
   let metadata: ModelMetadata;
   try {
     metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
-      .decode(head.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
+      .decode(head.subarray(VIMQ_HEADER_BYTES, VIMQ_HEADER_BYTES + jsonLength)));
   } catch (e) {
     return bad(`metadata is not valid JSON (${(e as Error).message})`);
   }

@@ -3,7 +3,7 @@
  * form, the fp32 model the quantizer works on, or a ready VimModel. A checkpoint is converted in memory
  * (src/convert/), never through .vimq bytes.
  */
-import { checkVimqChecksum, readVimq, readVimqHeader, readVimqMetadata } from '../formats/vimq.js';
+import { checkVimqChecksum, readVimq, readVimqHeader, readVimqMetadata, VIMQ_HEADER_BYTES } from '../formats/vimq.js';
 import { checkpointModel, type ConvertOptions } from '../convert/checkpoint.js';
 import { packFloat, packFloatPieces, unpackFloat } from '../convert/pack.js';
 import type { FloatModel } from '../convert/float-model.js';
@@ -94,8 +94,6 @@ export interface FileReader {
   /** Fills `into` from byte `position` of the file; a file that ends early fails. */
   read(into: Uint8Array, position: number): Promise<void>;
 }
-
-const VIMQ_HEADER_BYTES = 64;
 
 /**
  * loadModel for a file read piece by piece: a .vimq's data section is read straight into the kernels'
