@@ -7,7 +7,7 @@
  * (src/index.ts, src/hosts/web.ts) supply the model bytes, the kernels and the decoder; the public contract
  * around it is src/api.ts.
  */
-import { loadModel, type Threads } from './model/model-file.js';
+import { loadModel, loadModelFrom, type FileReader, type Threads } from './model/model-file.js';
 import type { ModelMetadata } from './model/contract.js';
 import type { ConvertOptions } from './convert/checkpoint.js';
 import type { VimModel } from './model/vim-model.js';
@@ -201,8 +201,11 @@ function checkedLogits(logits: Float32Array): Float32Array {
 }
 
 export interface ClassifierParts {
-  /** Model bytes: .vimq, or a .pth / .safetensors checkpoint converted on the fly with `convert`. */
-  model: Uint8Array;
+  /**
+   * Model bytes, or a reader of the file (a .vimq's weights are then read straight into WebAssembly memory):
+   * .vimq, or a .pth / .safetensors checkpoint converted on the fly with `convert`.
+   */
+  model: Uint8Array | FileReader;
   /** The model's name in error messages. */
   name: string;
   kernels: Uint8Array | WebAssembly.Module;
@@ -225,7 +228,8 @@ export async function createClassifier<Image>(parts: ClassifierParts): Promise<I
   let loaded;
   try {
     checkAborted(signal, name);
-    loaded = await loadModel(model, name, kernels, convert, threads, maxMemory);
+    loaded = model instanceof Uint8Array ? await loadModel(model, name, kernels, convert, threads, maxMemory)
+      : await loadModelFrom(model, name, kernels, convert, threads, maxMemory);
   } catch (e) {
     threads?.pool.dispose();
     throw e;

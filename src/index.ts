@@ -11,7 +11,8 @@ import { checkLoadOptions } from './hosts/load-options.js';
 import { imageDecoder, type ImageHost } from './hosts/image-input.js';
 import { classifyHandler } from './hosts/handler.js';
 import { decodeImageBytes } from './hosts/node-decode.js';
-import { defaultModel, readSource } from './hosts/node.js';
+import { defaultModel, localPath, readSource, withFileChecked } from './hosts/node.js';
+import type { FileReader } from './model/model-file.js';
 import { readKernelWasm } from './hosts/node-wasm.js';
 import { createNodeThreads } from './hosts/node-threads.js';
 import { fail } from './errors.js';
@@ -47,19 +48,22 @@ export async function loadClassifier(source?: ModelSource, options: LoadOptions 
   // The workers start (their own threads, tens of ms) while this thread reads the model.
   const workers = threads > 1 ? createNodeThreads(threads) : undefined;
   workers?.catch(() => undefined);   // a failed start is reported where it is awaited, not as unhandled meanwhile
-  let model: { bytes: Uint8Array; name: string }, kernels: Uint8Array | WebAssembly.Module;
+  const load = async (model: Uint8Array | FileReader, name: string) => createClassifier({
+    model, name, images: NODE_IMAGES, limits, convert: options.convert, maxMemory: options.maxMemory, signal,
+    kernels: options.wasm === undefined ? await readKernelWasm()
+      : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm'),
+    threads: await workers,
+  });
   try {
-    model = await sourceBytes(source, 'model', readSource, { ...limits, onProgress, signal });
-    kernels = options.wasm === undefined ? await readKernelWasm()
-      : await compileWasm(options.wasm, async (url) => (await readSource(url, 'model', limits)).bytes, 'vimedge.wasm');
+    // A file is read piece by piece, so that a .vimq's weights go straight into WebAssembly memory.
+    const file = typeof source === 'string' || source instanceof URL ? localPath(source) : undefined;
+    if (file !== undefined) return await withFileChecked(file, 'model', (reader) => load(reader, file), { onProgress, signal });
+    const read = await sourceBytes(source, 'model', readSource, { ...limits, onProgress, signal });
+    return await load(read.bytes, read.name);
   } catch (e) {
     void workers?.then((t) => t.pool.dispose(), () => undefined);
     throw e;
   }
-  return createClassifier({
-    model: model.bytes, name: model.name, kernels, images: NODE_IMAGES, limits, convert: options.convert, maxMemory: options.maxMemory,
-    threads: await workers, signal,
-  });
 }
 
 /**

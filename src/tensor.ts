@@ -33,16 +33,16 @@ function halfToNumber(bits: number): number {
 }
 
 /**
- * Packed elements of one dtype -> a fresh Float32Array (float64 rounds to nearest). `bytes.length` must be a
- * multiple of the element size; any byteOffset is fine.
+ * Packed elements of one dtype -> fp32 values (float64 rounds to nearest). fp32 in host byte order at a
+ * 4-aligned address comes back as a view of `bytes`, not a copy: a checkpoint's weights then cost no memory
+ * beyond the file's (torch.save and safetensors align their tensors), and the caller keeps `bytes` unchanged
+ * while it uses them. Anything else is decoded into a fresh array. `bytes.length` must be a multiple of the
+ * element size.
  */
 export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype, littleEndian: boolean): Float32Array {
   const count = Math.floor(bytes.length / FLOAT_DTYPE_BYTES[dtype]);
-  if (dtype === 'float32' && littleEndian === HOST_IS_LITTLE_ENDIAN) {
-    // A copy into a fresh, aligned buffer (not bytes.slice(): on a Node Buffer that is a view, not a copy).
-    const copy = new Uint8Array(count * 4);
-    copy.set(bytes.subarray(0, count * 4));
-    return new Float32Array(copy.buffer);
+  if (dtype === 'float32' && littleEndian === HOST_IS_LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, count);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);

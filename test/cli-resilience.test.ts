@@ -115,7 +115,7 @@ test('a re-signed model file with a hostile config is one clear error, not a cra
 // --- interrupted writes ------------------------------------------------------------------------------------
 
 /**
- * A preload that holds the CLI at one point of writeFileAtomic: 'write' (half the temporary file written) or
+ * A preload that holds the CLI at one point of writeFileAtomic: 'write' (part of the temporary file written) or
  * 'rename' (temporary file complete, not yet renamed), and says so on stderr. The ESM bindings of
  * node:fs/promises are updated with syncBuiltinESMExports, so src/cli/output.ts sees the wrappers.
  */
@@ -124,7 +124,7 @@ writeFileSync(HOLD, `
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 const phase = process.env.VIMEDGE_TEST_HOLD;
-const realRename = fsp.rename, realWriteFile = fsp.writeFile;
+const realRename = fsp.rename, realOpen = fsp.open;
 const hold = (what, file) => {
   process.stderr.write('HOLD ' + what + ' ' + file + '\\n');
   return new Promise(() => setInterval(() => {}, 1000));
@@ -133,12 +133,16 @@ fsp.rename = async (from, to) => {
   if (phase === 'rename' && String(from).includes('.partial-')) await hold('rename', from);
   return realRename(from, to);
 };
-fsp.writeFile = async (file, data, options) => {
+// The temporary file is written through its handle, whole (writeFile) or piece by piece (write): hold after
+// half of a whole write, or after the first piece.
+fsp.open = async (file, ...rest) => {
+  const handle = await realOpen(file, ...rest);
   if (phase === 'write' && String(file).includes('.partial-')) {
-    await realWriteFile(file, data.subarray(0, data.length >> 1), options);
-    await hold('write', file);
+    const write = handle.write.bind(handle);
+    handle.writeFile = async (data) => { await write(data, 0, data.length >> 1, 0); await hold('write', file); };
+    handle.write = async (...args) => { await write(...args); await hold('write', file); };
   }
-  return realWriteFile(file, data, options);
+  return handle;
 };
 syncBuiltinESMExports();
 `);

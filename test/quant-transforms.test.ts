@@ -19,7 +19,7 @@ import { checkpointModel } from '../src/convert/checkpoint.js';
 import { calibrate } from '../src/quant/calibrate.js';
 import { foldNorms } from '../src/quant/transforms/fold-norms.js';
 import { kltRotation, rotateResidual } from '../src/quant/transforms/rotations.js';
-import { randomSigns } from '../src/quant/hadamard.js';
+import { randomSigns, rotateRowsHadamard, rotationMatrix } from '../src/quant/hadamard.js';
 import { seededRandom } from '../src/quant/random.js';
 import { matmul } from '../src/quant/linalg.js';
 
@@ -59,6 +59,22 @@ for (const method of ['quarot', 'mambaquant']) {
     }
   });
 }
+
+// R2 is folded with the fast transform, not the dense product; both are float64 rounded once to fp32, in
+// different summation orders, so they may differ by float64 rounding (~1e-16 relative) in rare last bits of
+// fp32; measured identical on every size here. Bound: 1e-7 relative to the row's norm. A wrong sign, segment
+// order or normalisation gives O(1) differences.
+test('rotateRowsHadamard is the product with rotationMatrix, at sizes 2^k and 12·2^k', () => {
+  for (const n of [2, 16, 12, 48, 384, 1536]) {
+    const rows = 5, random = seededRandom(n);
+    const w = Float32Array.from({ length: rows * n }, () => random.next() - 0.5);
+    const signs = randomSigns(n, random);
+    const dense = Float32Array.from(matmul(w, rotationMatrix(n, signs), rows, n, n));
+    const fast = w.slice();
+    rotateRowsHadamard(fast, rows, n, signs);
+    assert.ok(relErr(fast, dense) <= 1e-7, `n = ${n}: relative error ${relErr(fast, dense)}`);
+  }
+});
 
 test('mambaquant adds the scaled SiLU gate, the online Hadamard and the dt bias; rtn adds nothing', async () => {
   const wasm = await readKernelWasm();

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { golden, SMALL_CONFIGS } from './helpers/golden.js';
-import { loadModel, readFloatModel, readModel } from '../src/model/model-file.js';
+import { loadModel, loadModelFrom, readFloatModel, readModel, type FileReader } from '../src/model/model-file.js';
 import { convertCheckpoint } from '../src/convert/checkpoint.js';
 import { isVimq, type ModelMetadata } from '../src/model/contract.js';
 import { readVimq, writeVimq, VIMQ_VERSION } from '../src/formats/vimq.js';
@@ -15,9 +15,17 @@ const g = golden(SMALL_CONFIGS[0])!;
 const wasmP = readKernelWasm();
 const fileP = convertCheckpoint(g.bytes('model.pth'), 'model.pth', { labels: 'abcdefghij'.split('') });
 
-/** Loading refuses the file with `code`, its message matching `pattern`. */
-const refused = async (bytes: Uint8Array, pattern: RegExp, code: ErrorCode = 'BAD_MODEL_FILE') =>
-  rejects(loadModel(bytes, 'm.vimq', await wasmP), code, pattern);
+/** Bytes as a file read piece by piece (what loadModelFrom reads from; src/hosts/node.ts for real files). */
+const asFile = (bytes: Uint8Array): FileReader => ({
+  size: bytes.length,
+  read: async (into, position) => { into.set(bytes.subarray(position, position + into.length)); },
+});
+
+/** Loading refuses the file with `code`, its message matching `pattern`, from bytes and read piece by piece. */
+const refused = async (bytes: Uint8Array, pattern: RegExp, code: ErrorCode = 'BAD_MODEL_FILE') => {
+  await rejects(loadModel(bytes, 'm.vimq', await wasmP), code, pattern);
+  await rejects(loadModelFrom(asFile(bytes), 'm.vimq', await wasmP), code, pattern);
+};
 
 /** Rewrites a file's metadata and re-checksums it, as a buggy or hostile writer could. */
 async function withMetadata(edit: (m: ModelMetadata) => void): Promise<Uint8Array> {
@@ -32,6 +40,9 @@ test('round trip: a converted checkpoint gives the same logits as the checkpoint
   const fromVimq = (await loadModel(await fileP, 'm.vimq', wasm)).model.forward(input);
   const fromPth = (await loadModel(g.bytes('model.pth'), 'model.pth', wasm)).model.forward(input);
   assert.equal(Array.from(fromVimq), Array.from(fromPth));
+  // Read piece by piece, the data section straight into the heap: the same model.
+  const fromFile = (await loadModelFrom(asFile(await fileP), 'm.vimq', wasm)).model.forward(input);
+  assert.equal(Array.from(fromFile), Array.from(fromPth));
   const { metadata } = await readVimq(await fileP);
   assert.equal(metadata.labels, 'abcdefghij'.split(''));
   assert.is(metadata.config.numTokens, 17);

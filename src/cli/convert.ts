@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot, readFileChecked } from '../hosts/node.js';
 import { readLabels } from '../model/labels.js';
-import { writeFileAtomic } from './output.js';
+import { writeFileAtomicWith } from './output.js';
 import { numberList, outputFile, positiveInt, weightsOption } from './args.js';
 
 /** ImageNet-1k's class names (tools/imagenet_labels.py), for a 1000-class checkpoint converted without --labels. */
@@ -28,7 +28,7 @@ export function convertCommand(): Command {
     .addOption(new Option('--directions <merge>', 'asserts if_devide_out: the scan directions halved or summed (only halved runs)')
       .choices(['halved', 'summed']))
     .action(async (checkpoint: string, opts) => {
-      const { convertToVimq, describeSource } = await import('../convert/checkpoint.js');
+      const { writeConverted, describeSource } = await import('../convert/checkpoint.js');
       const bytes = await readFileChecked(checkpoint, 'model');
       const labels = opts.labels ? readLabels(await readFileChecked(opts.labels, 'labels'), opts.labels) : undefined;
       const imagenet = path.join(packageRoot() ?? '.', IMAGENET_LABELS);
@@ -38,10 +38,10 @@ export function convertCommand(): Command {
       }).filter(([, v]) => v !== undefined));
       const variant = Object.fromEntries(Object.entries({ classToken: opts.classToken, directions: opts.directions })
         .filter(([, v]) => v !== undefined));
-      const { file, source } = await convertToVimq(bytes, checkpoint,
-        { labels, fallbackLabels, preprocess, stride: opts.stride, weights: opts.weights, variant });
-      await writeFileAtomic(opts.output, file);
+      const { length, source } = await writeFileAtomicWith(opts.output, (handle) => writeConverted(bytes, checkpoint,
+        { labels, fallbackLabels, preprocess, stride: opts.stride, weights: opts.weights, variant },
+        async (piece, position) => { await handle.write(piece, 0, piece.length, position); }));
       for (const [label, text] of describeSource(source)) console.log(`${label}: ${text}`);
-      console.log(`wrote ${opts.output} (${(file.length / 1e6).toFixed(1)} MB)`);
+      console.log(`wrote ${opts.output} (${(length / 1e6).toFixed(1)} MB)`);
     });
 }

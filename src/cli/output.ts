@@ -8,7 +8,7 @@
  * (`-o /dev/null`), FIFO, socket, symbolic link or folder is refused, when the options are read (args.ts) and
  * again at write time.
  */
-import { writeFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { lstatSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../errors.js';
@@ -69,13 +69,25 @@ function statOrUndefined(file: string, stat: typeof statSync): Stats | undefined
 }
 
 export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  await writeFileAtomicWith(file, (handle) => handle.writeFile(bytes));
+}
+
+/** writeFileAtomic for content written piece by piece: `fill` writes into the opened temporary file. */
+export async function writeFileAtomicWith<T>(file: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
   const problem = outputProblem(file);
   if (problem !== undefined) fail('BAD_ARGUMENT', problem);
   const temporary = `${file}.partial-${process.pid}`;
   guard(temporary);
   try {
-    await writeFile(temporary, bytes, { flag: 'wx' });   // never through a link planted at the temporary name
+    const handle = await open(temporary, 'wx');   // never through a link planted at the temporary name
+    let result: T;
+    try {
+      result = await fill(handle);
+    } finally {
+      await handle.close();
+    }
     await rename(temporary, file);
+    return result;
   } catch (e) {
     await rm(temporary, { force: true });
     throw e;

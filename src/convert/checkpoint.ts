@@ -5,15 +5,15 @@
  */
 import { readCheckpointWeights } from '../formats/checkpoint.js';
 import type { WeightsChoice } from '../formats/checkpoint-layout.js';
-import { writeVimq } from '../formats/vimq.js';
+import { writeVimqPieces, type VimqSink } from '../formats/vimq.js';
 import { inferConfig } from '../model/infer-config.js';
 import { checkKernelLimits, runtimeTensors, type ModelSource, type ModelVariant, type RuntimeTensor } from '../model/contract.js';
-import { checkModelMetadata } from '../model/metadata-check.js';
+import { checkFiniteTensor, checkModelStructure } from '../model/metadata-check.js';
 import { vimEvalSpec, type PreprocessSpec } from '../preprocess/pipeline.js';
 import type { StateDict, Tensor } from '../tensor.js';
 import { checkOptions, fail } from '../errors.js';
 import type { FloatModel } from './float-model.js';
-import { packFloat } from './pack.js';
+import { packFloatPieces } from './pack.js';
 import { describeVariant, resolveVariant } from './variant.js';
 
 export interface ConvertOptions {
@@ -61,7 +61,10 @@ function logicalValues(t: RuntimeTensor, sd: StateDict): Float32Array {
   return get(t.name).data;
 }
 
-/** Checkpoint bytes -> the fp32 model in memory. */
+/**
+ * Checkpoint bytes -> the fp32 model in memory. Its tensors may be views of `bytes` (decodeFloats): keep the
+ * bytes unchanged while the model is in use, and copy the model (cloneModel) before editing it.
+ */
 export function checkpointModel(bytes: Uint8Array, file: string, options: ConvertOptions = {}): FloatModel {
   const { stateDict: sd, format, location, strippedPrefix, trainedAs } = readCheckpointWeights(bytes, file, options.weights);
   const variant = resolveVariant(options.variant ?? {}, trainedAs);
@@ -95,25 +98,34 @@ export function checkpointModel(bytes: Uint8Array, file: string, options: Conver
   };
 }
 
-/** A converted checkpoint: the .vimq bytes and the source record (what convert prints). */
-export interface Converted {
-  file: Uint8Array;
-  source: ModelSource;
-}
-
 /**
- * Checkpoint bytes -> .vimq bytes, checked as the loader will check them: convert never writes a file the
- * runtime refuses. No variable holds the fp32 model, so its tensors can be let go once packed.
+ * Checkpoint bytes -> a .vimq written through `sink` tensor by tensor, checked as the loader will check it:
+ * convert never writes a file the runtime refuses. The model's tensors are views of `bytes` where the
+ * checkpoint stores fp32 (decodeFloats) and each is packed only as it is written, so converting holds the
+ * checkpoint and one packed tensor, not a second and third copy of the model. Returns the file's length
+ * and the source record (what convert prints).
  */
-export async function convertToVimq(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Converted> {
-  const { metadata, data } = packFloat(checkpointModel(bytes, file, options));
-  checkModelMetadata(metadata, data, file);
-  return { file: await writeVimq(metadata, data), source: metadata.source };
+export async function writeConverted(bytes: Uint8Array, file: string, options: ConvertOptions, sink: VimqSink):
+    Promise<{ length: number; source: ModelSource }> {
+  const { metadata, data } = packFloatPieces(checkpointModel(bytes, file, options));
+  checkModelStructure(metadata, data.bytes, file);
+  const entries = new Map(metadata.tensors.map((t) => [t.offset, t]));
+  const checked = function* () {
+    for (const piece of data.pieces) {
+      checkFiniteTensor(entries.get(piece.offset)!, piece.bytes, file);
+      yield piece;
+    }
+  };
+  return { length: await writeVimqPieces(metadata, { bytes: data.bytes, pieces: checked() }, sink), source: metadata.source };
 }
 
-/** Checkpoint bytes -> .vimq bytes. */
+/** Checkpoint bytes -> .vimq bytes in memory. */
 export async function convertCheckpoint(bytes: Uint8Array, file: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  return (await convertToVimq(bytes, file, options)).file;
+  const chunks: { bytes: Uint8Array; position: number }[] = [];
+  const { length } = await writeConverted(bytes, file, options, async (piece, position) => { chunks.push({ bytes: piece.slice(), position }); });
+  const out = new Uint8Array(length);
+  for (const chunk of chunks) out.set(chunk.bytes, chunk.position);
+  return out;
 }
 
 /** What convert did to read the checkpoint, as (label, text) lines: printed by convert and inspect. */

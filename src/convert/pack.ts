@@ -3,15 +3,19 @@
  * int8 / int4 codes to the 'q8' / 'q4g64' panels, and tensors placed at 64-aligned offsets of one data
  * section. Every writer (checkpoint conversion, quantization) lays its tensors out through layoutTensors.
  */
-import { alignUp, BLOB_ALIGN, layoutBytes, Q4_GROUP, runtimeTensors, type PackedModel, type RuntimeTensor,
-  type TensorEntry } from '../model/contract.js';
+import { alignUp, BLOB_ALIGN, layoutBytes, Q4_GROUP, runtimeTensors, type ModelMetadata, type PackedModel,
+  type RuntimeTensor, type TensorEntry } from '../model/contract.js';
+import type { DataPieces } from '../formats/vimq.js';
 import { fail } from '../errors.js';
 import { modelPlan, type FloatModel } from './float-model.js';
 
-/** Wp[k, n] = W[n, k] with rows padded to a multiple of 8 (W given as [N, K] row-major). */
-export function packKn8(w: Float32Array, n: number, k: number): Float32Array {
+/**
+ * Wp[k, n] = W[n, k] with rows padded to a multiple of 8 (W given as [N, K] row-major); into `scratch` when
+ * it is large enough (a writer that packs one tensor at a time reuses one buffer), else a fresh array.
+ */
+export function packKn8(w: Float32Array, n: number, k: number, scratch?: Float32Array): Float32Array {
   const np = alignUp(n, 8);
-  const out = new Float32Array(k * np);
+  const out = scratch && scratch.length >= k * np ? scratch.subarray(0, k * np).fill(0) : new Float32Array(k * np);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < k; j++) out[j * np + i] = w[i * k + j];
   }
@@ -56,9 +60,8 @@ export function packQ4(codes: Int8Array, n: number, k: number): Uint8Array {
   return out;
 }
 
-/** Places tensors at 64-aligned offsets in list order and fills each with its stored bytes. */
-export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTensor) => Uint8Array):
-    { tensors: TensorEntry[]; data: Uint8Array } {
+/** The tensor table: tensors at 64-aligned offsets in list order, and the data section's length. */
+export function tensorTable(list: RuntimeTensor[]): { tensors: TensorEntry[]; dataBytes: number } {
   const tensors: TensorEntry[] = [];
   let offset = 0;
   for (const t of list) {
@@ -66,21 +69,32 @@ export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTen
     tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, layout: t.layout, offset, bytes });
     offset = alignUp(offset + bytes, BLOB_ALIGN);
   }
-  const data = new Uint8Array(offset);
-  list.forEach((t, i) => {
-    const stored = storedBytes(t);
-    if (stored.length !== tensors[i].bytes) {
-      fail('BAD_MODEL', `tensor ${t.name}: ${stored.length} bytes, expected ${tensors[i].bytes}`);
-    }
-    data.set(stored, tensors[i].offset);
-  });
+  return { tensors, dataBytes: offset };
+}
+
+/** Each tensor's stored bytes at its table offset, made one at a time as the pieces are taken. */
+function* storedPieces(list: RuntimeTensor[], tensors: TensorEntry[], storedBytes: (t: RuntimeTensor) => Uint8Array):
+    Generator<{ offset: number; bytes: Uint8Array }> {
+  for (const [i, t] of list.entries()) {
+    const bytes = storedBytes(t);
+    if (bytes.length !== tensors[i].bytes) fail('BAD_MODEL', `tensor ${t.name}: ${bytes.length} bytes, expected ${tensors[i].bytes}`);
+    yield { offset: tensors[i].offset, bytes };
+  }
+}
+
+/** Places tensors at 64-aligned offsets in list order and fills each with its stored bytes. */
+export function layoutTensors(list: RuntimeTensor[], storedBytes: (t: RuntimeTensor) => Uint8Array):
+    { tensors: TensorEntry[]; data: Uint8Array } {
+  const { tensors, dataBytes } = tensorTable(list);
+  const data = new Uint8Array(dataBytes);
+  for (const { offset, bytes } of storedPieces(list, tensors, storedBytes)) data.set(bytes, offset);
   return { tensors, data };
 }
 
-/** The stored bytes of one fp32 tensor of the model. */
-export function floatBytes(m: FloatModel, t: RuntimeTensor): Uint8Array {
+/** The stored bytes of one fp32 tensor of the model (a kn8 one packed into `scratch` where it fits). */
+export function floatBytes(m: FloatModel, t: RuntimeTensor, scratch?: Float32Array): Uint8Array {
   const values = m.tensors.get(t.name) ?? fail('BAD_MODEL', `tensor ${t.name} is missing`);
-  const stored = t.layout === 'kn8' ? packKn8(values, t.shape[0], values.length / t.shape[0]) : values;
+  const stored = t.layout === 'kn8' ? packKn8(values, t.shape[0], values.length / t.shape[0], scratch) : values;
   return new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
 }
 
@@ -90,7 +104,24 @@ export function packFloat(m: FloatModel): PackedModel {
   return { metadata: { ...m.metadata, tensors }, data };
 }
 
-/** An fp32 model's tensors back in their logical form; a quantized one is refused (quantizing twice compounds the error). */
+/**
+ * The fp32 model's metadata and its data section as pieces (writeVimqPieces), each tensor packed only when
+ * its piece is taken, into one scratch buffer: writing a model this way holds one packed tensor, not a
+ * second model (nor, until a garbage collection, one of each tensor). A piece's bytes are valid until the
+ * next piece is taken.
+ */
+export function packFloatPieces(m: FloatModel): { metadata: ModelMetadata; data: DataPieces } {
+  const list = runtimeTensors(m.metadata.config, modelPlan(m));
+  const { tensors, dataBytes } = tensorTable(list);
+  const scratch = new Float32Array(Math.max(0, ...tensors.filter((t) => t.layout === 'kn8').map((t) => t.bytes / 4)));
+  return { metadata: { ...m.metadata, tensors }, data: { bytes: dataBytes, pieces: storedPieces(list, tensors, (t) => floatBytes(m, t, scratch)) } };
+}
+
+/**
+ * An fp32 model's tensors back in their logical form, views of `data` where the layout is already logical
+ * (keep it unchanged while the model is used; cloneModel before editing); a quantized one is refused
+ * (quantizing twice compounds the error).
+ */
 export function unpackFloat({ metadata, data }: PackedModel, file: string): FloatModel {
   if (metadata.weights !== 'f32' || metadata.quantization !== null) {
     fail('BAD_ARGUMENT', `${file} is already quantized (${metadata.quantization?.method ?? metadata.weights} ` +
@@ -99,7 +130,9 @@ export function unpackFloat({ metadata, data }: PackedModel, file: string): Floa
   const { tensors: table, ...description } = metadata;
   const tensors = new Map<string, Float32Array>();
   for (const t of table) {
-    const values = new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
+    // A view of the file's bytes where aligned (kn8 is unpacked into a fresh array anyway); else a copy.
+    const at = data.byteOffset + t.offset;
+    const values = at % 4 === 0 ? new Float32Array(data.buffer, at, t.bytes / 4) : new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
     const n = t.shape[0], count = t.shape.reduce((a, b) => a * b, 1);
     tensors.set(t.name, t.layout === 'kn8' ? unpackKn8(values, n, count / n) : values);
   }

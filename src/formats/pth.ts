@@ -187,8 +187,8 @@ const FLOAT_DTYPES = new Set<string>(['float32', 'float16', 'bfloat16', 'float64
 
 /**
  * A strided view of a storage -> a contiguous fp32 tensor. The view must lie inside the storage and may not
- * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes). The
- * result never shares the file's bytes (entries are views of the caller's buffer, which it may reuse).
+ * have more elements than the storage (stride-0 broadcasts would let a tiny file demand gigabytes). A
+ * contiguous fp32 view is the file's own bytes (decodeFloats), so a checkpoint costs its file and no copy.
  */
 function materialize(ref: TensorRef, storage: Uint8Array, littleEndian: boolean, what: string): Tensor {
   const { dtype, numel: storageNumel } = ref.storage;

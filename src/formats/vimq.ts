@@ -1,6 +1,7 @@
 /**
- * The .vimq model file: one read, one checksum over the bytes where they lie, one copy into the kernels'
- * memory (docs/FORMAT.md).
+ * The .vimq model file (docs/FORMAT.md): read whole (readVimq), or header and metadata first and the data
+ * section straight into the kernels' memory (model-file.ts loadModelFrom), the checksum taken where the bytes
+ * lie; written whole (writeVimq) or piece by piece (writeVimqPieces).
  *
  *   0   4   magic "VIMQ"
  *   4   4   u32 format version
@@ -20,7 +21,8 @@ import { alignUp, BLOB_ALIGN, isVimq, layoutBytes, LAYOUT_DTYPES, VIMQ_MAGIC, ty
   type TensorEntry } from '../model/contract.js';
 
 export const VIMQ_VERSION = 1;
-const HEADER_BYTES = 64;
+/** The fixed header in front of the metadata. */
+export const VIMQ_HEADER_BYTES = 64;
 const CHECKSUM_AT = 24;
 const CHECKSUM_BYTES = 32;
 
@@ -31,10 +33,20 @@ const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) 
   ?.getBuiltinModule?.('node:crypto') as { createHash(algorithm: 'sha256'): NodeHash } | undefined;
 
 /**
- * SHA-256 of `parts` end to end. node:crypto hashes the parts where they lie, several times faster than
- * WebCrypto (11 against 70 ms for the default model on Node); WebCrypto takes one buffer, so it gets a
- * joined copy.
+ * SHA-256 of parts fed in order, each free to change once fed. node:crypto hashes each part where it lies,
+ * several times faster than WebCrypto (11 against 70 ms for the default model on Node); WebCrypto takes one
+ * buffer, so there a copy of each part is kept and the copies joined at the end.
  */
+function sha256Stream(): { update(part: Uint8Array): void; digest(): Promise<Uint8Array> } {
+  const hash = nodeCrypto?.createHash('sha256');
+  const parts: Uint8Array[] = [];
+  return {
+    update: (part) => { if (hash) hash.update(part); else parts.push(part.slice()); },
+    digest: async () => (hash ? new Uint8Array(hash.digest()) : sha256(parts)),
+  };
+}
+
+/** SHA-256 of parts end to end (WebCrypto: one joined copy). */
 async function sha256(parts: Uint8Array[]): Promise<Uint8Array> {
   if (nodeCrypto) {
     const hash = nodeCrypto.createHash('sha256');
@@ -46,29 +58,84 @@ async function sha256(parts: Uint8Array[]): Promise<Uint8Array> {
   return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', joined));
 }
 
-/** Serialises metadata + a prepared data section into a complete file. */
-export async function writeVimq(metadata: ModelMetadata, data: Uint8Array): Promise<Uint8Array> {
+/**
+ * A data section given piece by piece: stored bytes at offsets into it, in increasing order, not
+ * overlapping; a piece's bytes may be reused for the next piece once it is taken.
+ */
+export interface DataPieces {
+  bytes: number;
+  pieces: Iterable<{ offset: number; bytes: Uint8Array }>;
+}
+
+/** Where a writer puts bytes: at `position` of the file, in any order (the checksum comes last); the bytes may change once it returns. */
+export type VimqSink = (bytes: Uint8Array, position: number) => Promise<void>;
+
+/** The file up to its data section (checksum zero) for this metadata and a data section of `dataBytes`. */
+function vimqHead(metadata: ModelMetadata, dataBytes: number): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(metadata));
-  const dataOffset = alignUp(HEADER_BYTES + json.length, BLOB_ALIGN);
-  const file = new Uint8Array(dataOffset + data.length);
-  const view = new DataView(file.buffer);
-  file.set(new TextEncoder().encode(VIMQ_MAGIC), 0);
+  const dataOffset = alignUp(VIMQ_HEADER_BYTES + json.length, BLOB_ALIGN);
+  const head = new Uint8Array(dataOffset);
+  const view = new DataView(head.buffer);
+  head.set(new TextEncoder().encode(VIMQ_MAGIC), 0);
   view.setUint32(4, VIMQ_VERSION, true);
   view.setUint32(8, json.length, true);
   view.setUint32(12, dataOffset, true);
-  view.setBigUint64(16, BigInt(file.length), true);
-  file.set(json, HEADER_BYTES);
-  file.set(data, dataOffset);
+  view.setBigUint64(16, BigInt(dataOffset + dataBytes), true);
+  head.set(json, VIMQ_HEADER_BYTES);
+  return head;
+}
+
+/** Serialises metadata + a prepared data section into a complete file in memory. */
+export async function writeVimq(metadata: ModelMetadata, data: Uint8Array): Promise<Uint8Array> {
+  const head = vimqHead(metadata, data.length);
+  const file = new Uint8Array(head.length + data.length);
+  file.set(head);
+  file.set(data, head.length);
   file.set(await sha256([file]), CHECKSUM_AT);
   return file;
 }
 
-/** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
-export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
-  const bad = (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
-  if (file.length < HEADER_BYTES) bad(`too short for a .vimq header (${file.length} bytes)`);
-  if (!isVimq(file)) bad('not a .vimq file (bad magic)');
-  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+/**
+ * Writes metadata + a data section through `sink` one piece at a time, hashing as it goes, so that no copy
+ * of the whole file need exist (`vimedge convert` writes a checkpoint's tensors to disk this way). The gaps
+ * between pieces are zeros; the checksum is written last. Returns the file's length.
+ */
+export async function writeVimqPieces(metadata: ModelMetadata, data: DataPieces, sink: VimqSink): Promise<number> {
+  const head = vimqHead(metadata, data.bytes);
+  const hash = sha256Stream();
+  const put = async (bytes: Uint8Array, position: number) => {
+    hash.update(bytes);
+    await sink(bytes, position);
+  };
+  await put(head, 0);
+  let at = 0;
+  for (const piece of data.pieces) {
+    if (piece.offset < at || piece.offset + piece.bytes.length > data.bytes) {
+      throw new RangeError(`data piece at ${piece.offset} (+${piece.bytes.length}) out of order or outside ${data.bytes} bytes`);
+    }
+    if (piece.offset > at) await put(new Uint8Array(piece.offset - at), head.length + at);
+    await put(piece.bytes, head.length + piece.offset);
+    at = piece.offset + piece.bytes.length;
+  }
+  if (at < data.bytes) await put(new Uint8Array(data.bytes - at), head.length + at);
+  await sink(await hash.digest(), CHECKSUM_AT);
+  return head.length + data.bytes;
+}
+
+/** The fixed header's fields, each checked against the file's length. */
+interface VimqHeader {
+  jsonLength: number;
+  dataOffset: number;
+}
+
+const badFile = (name: string) => (why: string): never => fail('BAD_MODEL_FILE', `${name}: ${why}`);
+
+/** The first VIMQ_HEADER_BYTES of a file of `fileLength` bytes -> where its metadata and data are. */
+export function readVimqHeader(header: Uint8Array, fileLength: number, name: string): VimqHeader {
+  const bad = badFile(name);
+  if (fileLength < VIMQ_HEADER_BYTES || header.length < VIMQ_HEADER_BYTES) bad(`too short for a .vimq header (${fileLength} bytes)`);
+  if (!isVimq(header)) bad('not a .vimq file (bad magic)');
+  const view = new DataView(header.buffer, header.byteOffset, VIMQ_HEADER_BYTES);
   const version = view.getUint32(4, true);
   if (version > VIMQ_VERSION) {
     bad(`format version ${version} is newer than this runtime reads (${VIMQ_VERSION}); upgrade vimedge`);
@@ -77,29 +144,45 @@ export async function readVimq(file: Uint8Array, name = 'model'): Promise<Packed
   const jsonLength = view.getUint32(8, true);
   const dataOffset = view.getUint32(12, true);
   const declaredLength = view.getBigUint64(16, true);
-  if (declaredLength !== BigInt(file.length)) {
-    bad(`file is ${file.length} bytes but its header says ${declaredLength} (truncated or padded)`);
+  if (declaredLength !== BigInt(fileLength)) {
+    bad(`file is ${fileLength} bytes but its header says ${declaredLength} (truncated or padded)`);
   }
-  if (HEADER_BYTES + jsonLength > dataOffset || dataOffset > file.length || dataOffset % BLOB_ALIGN !== 0) {
+  if (VIMQ_HEADER_BYTES + jsonLength > dataOffset || dataOffset > fileLength || dataOffset % BLOB_ALIGN !== 0) {
     bad(`metadata length ${jsonLength} / data offset ${dataOffset} out of range`);
   }
-  const stored = file.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
-  const actual = await sha256([file.subarray(0, CHECKSUM_AT), new Uint8Array(CHECKSUM_BYTES), file.subarray(CHECKSUM_AT + CHECKSUM_BYTES)]);
-  if (!actual.every((b, i) => b === stored[i])) bad('checksum mismatch: the file is corrupt');
+  return { jsonLength, dataOffset };
+}
 
+/** Whether the file's checksum matches: `head` is its bytes up to the data section, `data` the rest. */
+export async function checkVimqChecksum(head: Uint8Array, data: Uint8Array, name: string): Promise<void> {
+  const stored = head.subarray(CHECKSUM_AT, CHECKSUM_AT + CHECKSUM_BYTES);
+  const actual = await sha256([head.subarray(0, CHECKSUM_AT), new Uint8Array(CHECKSUM_BYTES), head.subarray(CHECKSUM_AT + CHECKSUM_BYTES), data]);
+  if (!actual.every((b, i) => b === stored[i])) badFile(name)('checksum mismatch: the file is corrupt');
+}
+
+/** The metadata of a file whose header is `header`, from its bytes up to the data section; its tensor table checked. */
+export function readVimqMetadata(head: Uint8Array, { jsonLength, dataOffset }: VimqHeader, fileLength: number, name: string): ModelMetadata {
+  const bad = badFile(name);
   let metadata: ModelMetadata;
   try {
     metadata = JSON.parse(new TextDecoder('utf-8', { fatal: true })
-      .decode(file.subarray(HEADER_BYTES, HEADER_BYTES + jsonLength)));
+      .decode(head.subarray(VIMQ_HEADER_BYTES, VIMQ_HEADER_BYTES + jsonLength)));
   } catch (e) {
     return bad(`metadata is not valid JSON (${(e as Error).message})`);
   }
   if (typeof metadata !== 'object' || metadata === null || !Array.isArray(metadata.tensors)) {
     bad('metadata has no tensor table');
   }
-  const data = file.subarray(dataOffset);
-  checkTensorTable(metadata.tensors, data.length, bad);
-  return { metadata, data };
+  checkTensorTable(metadata.tensors, fileLength - dataOffset, bad);
+  return metadata;
+}
+
+/** Parses and verifies a .vimq file. Never trusts a length field before checking it against the file. */
+export async function readVimq(file: Uint8Array, name = 'model'): Promise<PackedModel> {
+  const header = readVimqHeader(file, file.length, name);
+  const head = file.subarray(0, header.dataOffset), data = file.subarray(header.dataOffset);
+  await checkVimqChecksum(head, data, name);
+  return { metadata: readVimqMetadata(head, header, file.length, name), data };
 }
 
 function checkTensorTable(tensors: TensorEntry[], dataBytes: number, bad: (why: string) => never): void {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { checkAborted, fetchBytes, type ReadOptions } from './loading.js';
 import { fail, VimedgeError } from '../errors.js';
+import type { FileReader } from '../model/model-file.js';
 
 /** The best W8A8 file of docs/QUANTIZATION.md (mambaquant): 0.04 points below fp32, a third of its size. */
 export const DEFAULT_MODEL = 'models/vim-fmnist.w8a8.vimq';
@@ -66,13 +67,15 @@ export const MAX_FILE_BYTES = 2 ** 31 - 1;
 const READ_CHUNK = 4 * 1024 * 1024;
 
 /**
- * A regular file's bytes (a link to one is followed); a missing or unreadable one, a folder, a device
+ * Opens a regular file (a link to one is followed) for `use`; a missing or unreadable one, a folder, a device
  * (`/dev/zero` never ends), a FIFO (blocks until a writer comes) or a socket fails as BAD_IMAGE for an image,
  * BAD_ARGUMENT otherwise. The kind and size are taken from the opened file, so a swap between the check and
- * the read changes nothing; opening does not block (O_NONBLOCK), even on a FIFO. Read in chunks, each reported
- * to `onProgress`; `signal` stops it between two (ABORTED).
+ * the read changes nothing; opening does not block (O_NONBLOCK), even on a FIFO. The file is closed when
+ * `use` returns. Read in chunks: each reports the furthest byte read so far to `onProgress`, and `signal`
+ * stops the reading between two (ABORTED).
  */
-export async function readFileChecked(file: string, what: string, options: ReadOptions = {}): Promise<Uint8Array> {
+export async function withFileChecked<T>(file: string, what: string, use: (reader: FileReader) => Promise<T>,
+                                         options: ReadOptions = {}): Promise<T> {
   const { onProgress, signal } = options;
   const refuse = (why: string): never => fail(what === 'image' ? 'BAD_IMAGE' : 'BAD_ARGUMENT', `${file}: ${why}`);
   let handle: FileHandle | undefined;
@@ -82,14 +85,21 @@ export async function readFileChecked(file: string, what: string, options: ReadO
     if (info.isDirectory()) refuse('is a directory');
     if (!info.isFile()) refuse('is not a regular file (a device, FIFO or socket)');
     if (info.size > MAX_FILE_BYTES) refuse(`is ${info.size} bytes, over the limit of ${MAX_FILE_BYTES}`);
-    const bytes = new Uint8Array(info.size);
-    let at = 0;
-    for (let n = 1; at < bytes.length && n > 0; at += n) {
-      checkAborted(signal, file);
-      n = (await handle.read(bytes, at, Math.min(READ_CHUNK, bytes.length - at), at)).bytesRead;
-      onProgress?.({ loaded: at + n, total: bytes.length });
-    }
-    return bytes.subarray(0, at);   // shorter if the file shrank meanwhile
+    const opened = handle;
+    let furthest = 0;
+    return await use({
+      size: info.size,
+      async read(into, position) {
+        let at = 0;
+        for (let n = 1; at < into.length && n > 0; at += n) {
+          checkAborted(signal, file);
+          n = (await opened.read(into, at, Math.min(READ_CHUNK, into.length - at), position + at)).bytesRead;
+          furthest = Math.max(furthest, position + at + n);
+          onProgress?.({ loaded: furthest, total: info.size });
+        }
+        if (at < into.length) refuse(`ended at byte ${position + at}, before its size of ${info.size} (changed while being read)`);
+      },
+    });
   } catch (e) {
     if (e instanceof VimedgeError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -99,13 +109,29 @@ export async function readFileChecked(file: string, what: string, options: ReadO
   }
 }
 
+/** A regular file's bytes, checked and read as withFileChecked does. */
+export async function readFileChecked(file: string, what: string, options: ReadOptions = {}): Promise<Uint8Array> {
+  return withFileChecked(file, what, async (reader) => {
+    const bytes = new Uint8Array(reader.size);
+    await reader.read(bytes, 0);
+    return bytes;
+  }, options);
+}
+
 /**
  * A path, a file: URL (read from disk) or an http(s): URL (fetched within the limits), and the name its errors
  * will use: Node's `ReadPath` (loading.ts).
  */
 export async function readSource(source: string | URL, what: string, options?: ReadOptions): Promise<{ bytes: Uint8Array; name: string }> {
+  const file = localPath(source);
+  if (file !== undefined) return { bytes: await readFileChecked(file, what, options), name: file };
+  const url = new URL(source);
+  return { bytes: await fetchBytes(url, url.href, options), name: url.href };
+}
+
+/** The file a path or file: URL names; undefined for an http(s): URL. */
+export function localPath(source: string | URL): string | undefined {
   const url = source instanceof URL ? source : /^(https?|file):/i.test(source) ? new URL(source) : undefined;
-  if (url && url.protocol !== 'file:') return { bytes: await fetchBytes(url, url.href, options), name: url.href };
-  const file = url ? fileURLToPath(url) : (source as string);
-  return { bytes: await readFileChecked(file, what, options), name: file };
+  if (url === undefined) return source as string;
+  return url.protocol === 'file:' ? fileURLToPath(url) : undefined;
 }

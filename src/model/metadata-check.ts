@@ -9,7 +9,7 @@
  */
 import { fail } from '../errors.js';
 import type { VimConfig } from './config.js';
-import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type ModelMetadata } from './contract.js';
+import { BIT_WIDTHS, bitPlan, METHOD_NAMES, type ModelMetadata, type TensorEntry } from './contract.js';
 import { runStateBytes } from './run-state.js';
 
 /** wasm32 addresses 4 GiB; a model whose weights and activations need more cannot run on any host. */
@@ -24,6 +24,12 @@ const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Numb
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function checkModelMetadata(metadata: ModelMetadata, data: Uint8Array, file: string): void {
+  checkModelStructure(metadata, data.length, file);
+  for (const t of metadata.tensors) checkFiniteTensor(t, data.subarray(t.offset, t.offset + t.bytes), file);
+}
+
+/** Everything checkModelMetadata checks but the weights' values: what a writer can check before it has them. */
+export function checkModelStructure(metadata: ModelMetadata, dataBytes: number, file: string): void {
   const bad = (why: string): never => fail('BAD_MODEL_FILE', `${file}: ${why}`);
   const c = metadata.config as VimConfig | undefined;
   if (!isRecord(c)) bad('metadata has no config');
@@ -35,11 +41,10 @@ export function checkModelMetadata(metadata: ModelMetadata, data: Uint8Array, fi
     bad(`config normEps is ${JSON.stringify(config.normEps)}, not a number in (0, 1)`);
   }
   checkGeometry(config, bad);
-  checkBackedByData(config, metadata.tensors.length, data.length, bad);
+  checkBackedByData(config, metadata.tensors.length, dataBytes, bad);
   checkLabels(metadata.labels, config.numClasses, bad);
   checkPreprocess(metadata, config, bad);
   checkRecords(metadata, bad);
-  checkFiniteWeights(metadata, data, bad);
 }
 
 /** The relations infer-config establishes: tokens = grid² + 1, class token in the middle, input side. */
@@ -132,17 +137,14 @@ function checkRecords(metadata: ModelMetadata, bad: (why: string) => never): voi
 }
 
 /** NaN or Inf weights make every answer NaN; the checkpoint path refuses them in infer-config, so does this. */
-function checkFiniteWeights(metadata: ModelMetadata, data: Uint8Array, bad: (why: string) => never): void {
+export function checkFiniteTensor(t: TensorEntry, stored: Uint8Array, file: string): void {
+  if (t.dtype !== 'f32') return;
   // Tensor offsets are 64-aligned in the data section; the section itself may sit anywhere in a Buffer
-  // (then each tensor is copied to be read as floats).
-  const aligned = data.byteOffset % 4 === 0;
-  for (const t of metadata.tensors) {
-    if (t.dtype !== 'f32') continue;
-    const values = aligned ? new Float32Array(data.buffer, data.byteOffset + t.offset, t.bytes >> 2)
-      : new Float32Array(data.slice(t.offset, t.offset + t.bytes).buffer);
-    const at = firstNonFinite(values);
-    if (at >= 0) bad(`tensor ${t.name} holds ${values[at]} at element ${at}`);
-  }
+  // (then the tensor is copied to be read as floats).
+  const values = stored.byteOffset % 4 === 0 ? new Float32Array(stored.buffer, stored.byteOffset, stored.byteLength >> 2)
+    : new Float32Array(stored.slice().buffer, 0, stored.byteLength >> 2);
+  const at = firstNonFinite(values);
+  if (at >= 0) fail('BAD_MODEL_FILE', `${file}: tensor ${t.name} holds ${values[at]} at element ${at}`);
 }
 
 /**

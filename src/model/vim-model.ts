@@ -137,6 +137,17 @@ interface Weights {
   head: Dense;
 }
 
+/**
+ * Where a model's weights go in the kernels' memory (from heap_base), the memory grown for them and the run
+ * state behind them. A loader that reads the data section straight into it (model-file.ts loadModelFrom)
+ * holds the weights once; VimModel then finds them in place instead of copying them.
+ */
+export function weightArena(config: VimConfig, kernels: Kernels, dataBytes: number): Uint8Array {
+  const base = kernels.heap_base();
+  ensureMemory(kernels, planRunState(config, alignUp(base + dataBytes, BLOB_ALIGN)).end);
+  return new Uint8Array(kernels.memory.buffer, base, dataBytes);
+}
+
 export class VimModel {
   readonly config: VimConfig;
   private readonly k: Kernels;
@@ -166,8 +177,8 @@ export class VimModel {
     this.qmax = 2 ** (bits - 1) - 1;
     this.s = planRunState(config, alignUp(base + data.length, BLOB_ALIGN), this.threads);
     this.weights = resolveWeights(config, plan, new Map(tensors.map((t) => [t.name, base + t.offset])), this.s);
-    ensureMemory(kernels, this.s.end);
-    new Uint8Array(kernels.memory.buffer).set(data, base);
+    const arena = weightArena(config, kernels, data.length);
+    if (!(data.buffer === arena.buffer && data.byteOffset === arena.byteOffset)) arena.set(data);
   }
 
   /** Stops the model's worker threads, if any; the model must not be used afterwards. */

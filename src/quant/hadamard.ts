@@ -61,3 +61,40 @@ export function rotationMatrix(n: number, signs: Float64Array, basis?: Float64Ar
   for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) sh[a * n + b] = signs[a] * h[a * n + b] * norm;
   return basis ? matmul(basis, sh, n, n, n) : sh;
 }
+
+/**
+ * Rows of W [rows, n] ← W·diag(signs)·H_n/√n, in float64 then rounded once, without forming H_n: per row the
+ * Sylvester butterfly along each of the n/len segments (len = 2^k), then H_12 across segments (n = 12·len),
+ * as assembly/hadamard.ts applies it online. n·(log2 len + 12) operations a row against n² for the product
+ * with rotationMatrix, whose values it gives up to float64 rounding.
+ */
+export function rotateRowsHadamard(w: Float32Array, rows: number, n: number, signs: Float64Array): void {
+  if (!isHadamardSize(n)) fail('BAD_ARGUMENT', `no Hadamard matrix of size ${n} (sizes 2^k and 12·2^k)`);
+  const segments = (n & (n - 1)) === 0 ? 1 : 12, len = n / segments;
+  const h12 = segments === 12 ? paley12() : Int8Array.of(1);
+  const norm = 1 / Math.sqrt(n);
+  const x = new Float64Array(n), mixed = new Float64Array(n);
+  for (let r = 0; r < rows; r++) {
+    const row = w.subarray(r * n, (r + 1) * n);
+    for (let a = 0; a < n; a++) x[a] = row[a] * signs[a];
+    for (let s0 = 0; s0 < n; s0 += len) {
+      for (let h = 1; h < len; h <<= 1) {
+        for (let i = s0; i < s0 + len; i += h << 1) {
+          for (let j = i; j < i + h; j++) {
+            const u = x[j], v = x[j + h];
+            x[j] = u + v;
+            x[j + h] = u - v;
+          }
+        }
+      }
+    }
+    for (let o = 0; o < segments; o++) {
+      for (let j = 0; j < len; j++) {
+        let sum = 0;
+        for (let i = 0; i < segments; i++) sum += h12[i * segments + o] * x[i * len + j];
+        mixed[o * len + j] = sum;
+      }
+    }
+    for (let a = 0; a < n; a++) row[a] = mixed[a] * norm;
+  }
+}

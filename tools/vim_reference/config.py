@@ -66,10 +66,13 @@ class VimConfig:
 
 
 # The published models. 'vim-fmnist' is the shipped one (models/vim_fmnist.pth, trained by training/train.py:
-# 6,784,330 parameters); 'vim-tiny' is hustvl/Vim's Vim-Ti at 224 x 224 (vim_t_midclstok_76p1acc.pth).
+# 6,784,330 parameters); 'vim-tiny' is hustvl/Vim's Vim-Ti at 224 x 224 (vim_t_midclstok_76p1acc.pth); 'vim-small'
+# and 'vim-base' are its Vim-S and Vim-B shapes (MODEL.md §1).
 VARIANTS: Dict[str, VimConfig] = {
     'vim-fmnist': VimConfig(img_size=28, in_chans=1, patch=4, stride=4, embed_dim=192, depth=24, num_classes=10),
     'vim-tiny': VimConfig(img_size=224, in_chans=3, patch=16, stride=16, embed_dim=192, depth=24, num_classes=1000),
+    'vim-small': VimConfig(img_size=224, in_chans=3, patch=16, stride=16, embed_dim=384, depth=24, num_classes=1000),
+    'vim-base': VimConfig(img_size=224, in_chans=3, patch=16, stride=16, embed_dim=768, depth=24, num_classes=1000),
 }
 
 

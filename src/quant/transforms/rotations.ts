@@ -13,7 +13,7 @@
  */
 import { mixerPrefix } from '../../model/contract.js';
 import { ensureExtra, tensor, type FloatModel } from '../../convert/float-model.js';
-import { rotationMatrix } from '../hadamard.js';
+import { rotateRowsHadamard, rotationMatrix } from '../hadamard.js';
 import { matmul, symmetricEigen, transpose } from '../linalg.js';
 import { fail } from '../../errors.js';
 
@@ -70,6 +70,6 @@ export function rotateDt(m: FloatModel, i: number, dir: string, q: Float64Array)
 export function rotateOutInput(m: FloatModel, i: number, signs: Float64Array): void {
   const { embedDim: D, innerDim: E } = m.metadata.config;
   const p = mixerPrefix(i);
-  rotateInputs(tensor(m, `${p}out_proj.weight`), D, E, rotationMatrix(E, signs));
+  rotateRowsHadamard(tensor(m, `${p}out_proj.weight`), D, E, signs);
   ensureExtra(m, 'out_proj.input_signs', `${p}out_proj.input_signs`, E).set(signs);
 }
