@@ -140,7 +140,7 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
     assert.ok(rssSlope < 64 * 1024, `workerd RSS slope ${rssSlope} B/request`);
 
     // Damaged images, many in a row: a decoder that keeps what it allocated when it fails (a 500x500 PNG
-    // decodes into 2 MB) would add ~200 MB here; the baseline adds a few MB.
+    // decodes into 2 MB) would add ~200 MB here.
     const big = new Uint8Array(await sharp({ create: { width: 500, height: 500, channels: 3, background: '#804020' } })
       .png({ compressionLevel: 0 }).toBuffer());
     const damagedKinds = [
@@ -158,7 +158,9 @@ maybe(`workerd: ${REQUESTS} requests at concurrency ${CONCURRENCY}, zero 5xx, ev
       const grown = rssOf(server.pid!) - before;
       console.log(`edge-load: 100 damaged ${type} requests: ${refusedAll} refused (422), workerd RSS +${mb(grown)} MB`);
       assert.is(refusedAll, 100);
-      assert.ok(grown < 32 * 2 ** 20, `100 damaged ${type} requests grew workerd's RSS by ${mb(grown)} MB: a failed decode keeps its memory`);
+      // Measured 5-43 MB from run to run (the V8 heap and the codecs' own WebAssembly memory settle at their
+      // own pace): the bound sits between that and the ~200 MB of a leak.
+      assert.ok(grown < 64 * 2 ** 20, `100 damaged ${type} requests grew workerd's RSS by ${mb(grown)} MB: a failed decode keeps its memory`);
     }
     // Large images inside the 16 M-pixel limit, one after another: each decode is ~64 MB of RGBA that must be
     // released with its request. A worker that kept them grew by ~260 MB a request (PNG), ~107 MB (JPEG).
